@@ -1,0 +1,44 @@
+#!/bin/sh
+# Build the x86_64 guest kernel from a source tree into an output directory.
+#
+#   build-kernel.sh SRC OUT [EXTRA_FRAGMENT...]
+#
+# The configuration is tinyconfig plus configs/guest.config (plus any extra
+# fragments).  Builds are out of tree (O=OUT) and incremental: the config is
+# regenerated only when a fragment changed.  Prints the bzImage path.
+set -eu
+
+top=$(cd "$(dirname "$0")/.." && pwd)
+. "$top/harness/lib.sh"
+
+src=$(cd "$1" && pwd)
+mkdir -p "$2"
+out=$(cd "$2" && pwd)
+shift 2
+frags="$top/configs/guest.config $*"
+jobs=${JOBS:-$(nproc)}
+
+[ -f "$src/Makefile" ] || die "$src is not a kernel tree: run 'make tree'"
+
+# Regenerate .config when any fragment is newer than it (or it is missing).
+stamp="$out/.config-fragments"
+want=$(cat $frags | md5sum | cut -d' ' -f1)
+if [ ! -f "$out/.config" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+	info "kernel: configuring $out (tinyconfig + $(for f in $frags; do basename "$f"; done | tr '\n' ' '))"
+	make -s -C "$src" O="$out" ARCH=x86_64 tinyconfig >/dev/null
+	"$src/scripts/kconfig/merge_config.sh" -m -O "$out" "$out/.config" $frags >/dev/null
+	make -s -C "$src" O="$out" ARCH=x86_64 olddefconfig >/dev/null
+	# merge_config.sh only warns about options that did not stick: fail.
+	missing=$(cat $frags | sed -n 's/^\(CONFIG_[A-Za-z0-9_]*\)=\(.*\)$/\1=\2/p' |
+		while IFS= read -r line; do
+			grep -qxF "$line" "$out/.config" || echo "$line"
+		done)
+	[ -z "$missing" ] || die "kernel: options did not stick (unmet dependencies?): $missing"
+	echo "$want" >"$stamp"
+fi
+
+info "kernel: building $out with $jobs jobs ..."
+start=$(date +%s)
+make -s -C "$src" O="$out" ARCH=x86_64 -j"$jobs" ${KBUILD_EXTRA:-} bzImage >&2
+info "kernel: built in $(( $(date +%s) - start )) s: $out/arch/x86/boot/bzImage"
+echo "$out/arch/x86/boot/bzImage"

@@ -1,0 +1,38 @@
+# Shared helpers for the harness shell scripts.  Source it; do not run it.
+# shellcheck shell=sh
+
+: "${top:?lib.sh needs \$top}"
+BUILD=${BUILD:-$top/build}
+TREE=${TREE:-$BUILD/linux}
+SERIES_DIR=$top/series
+
+info() { printf '%s\n' "$*" >&2; }
+warn() { printf 'WARNING: %s\n' "$*" >&2; }
+die() { printf 'ERROR: %s\n' "$*" >&2; exit 1; }
+
+# Commits made in the tree need an identity; fall back to a project one on
+# machines where git has none configured.
+git_identity() {
+	git config user.name >/dev/null 2>&1 ||
+		git config user.name "virtio-balloon series builder"
+	git config user.email >/dev/null 2>&1 ||
+		git config user.email "balloon-series@localhost"
+}
+
+# Patch files of the series, in order (series/series lists them).
+series_patches() {
+	sed -e 's/#.*//' -e '/^[[:space:]]*$/d' "$SERIES_DIR/series"
+}
+
+# Apply series/ on top of the baseline in the current directory (the tree).
+apply_series() {
+	n=$(series_patches | wc -l)
+	info "tree: applying $n patch(es) from series/"
+	series_patches | while read -r p; do
+		[ -f "$SERIES_DIR/$p" ] || die "series/series names $p, which does not exist"
+		if ! git am -q --3way --keep-cr "$SERIES_DIR/$p" >&2; then
+			git am --abort >/dev/null 2>&1 || true
+			die "series/$p does not apply to the base $(git log -1 --format=%s base | sed 's/.*linux-source-6.12 //') (series tested on $(cat "$SERIES_DIR/BASE")); fix it in the tree or rebase the series"
+		fi
+	done
+}

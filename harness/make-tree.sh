@@ -1,0 +1,51 @@
+#!/bin/sh
+# Prepare the kernel source tree the series is developed in.
+#
+# build/linux becomes a git repository whose first commit ("baseline") is
+# Debian's linux-source-6.12 exactly as shipped, tagged "base".  The series
+# in series/ is then applied on top with git am, one commit per patch, on
+# the branch "series".  An existing tree is left alone unless REBUILD=1.
+set -eu
+
+top=$(cd "$(dirname "$0")/.." && pwd)
+. "$top/harness/lib.sh"
+
+tree=$TREE
+tarball=/usr/src/linux-source-6.12.tar.xz
+want=$(cat "$top/series/BASE")
+
+have=$(dpkg-query -W -f='${Version}' linux-source-6.12 2>/dev/null || true)
+if [ "$have" != "$want" ]; then
+	warn "installed linux-source-6.12 is '${have:-not installed}', the series was last tested on '$want'"
+fi
+
+if [ -d "$tree/.git" ] && [ "${REBUILD:-0}" != 1 ]; then
+	info "tree: $tree exists (REBUILD=1 to recreate it)"
+	exit 0
+fi
+
+[ -f "$tarball" ] || die "$tarball missing: run 'make deps'"
+
+rm -rf "$tree" "$tree.tmp"
+mkdir -p "$tree.tmp"
+info "tree: extracting $(basename "$tarball") ($have) ..."
+tar -xJf "$tarball" -C "$tree.tmp"
+mv "$tree.tmp/linux-source-6.12" "$tree"
+rmdir "$tree.tmp"
+
+cd "$tree"
+# Debian's tarball ends .gitignore with a block that ignores everything at
+# the top level (it is meant for the packaging repository).  Drop it, or
+# new files of the series could not be added.
+sed -i '/^# Debian packaging: ignore everything/,$d' .gitignore
+
+git init -q -b series
+git_identity
+info "tree: recording the baseline commit (about a minute) ..."
+git add -A -f
+git commit -q --no-verify -m "baseline: Debian linux-source-6.12 $have" \
+	-m "Unmodified source of Debian's linux-source-6.12 package, except for
+the top-level .gitignore block that ignores everything."
+git tag base
+
+apply_series

@@ -1,0 +1,394 @@
+"""Boot a test guest under QEMU with a virtio-balloon and drive it.
+
+``VM`` starts ``qemu-system-x86_64`` with the project kernel and initramfs,
+a ``virtio-balloon-pci`` device (``id=balloon0``), QMP on a UNIX socket and
+the guest agent (``scenario=agent``) on ttyS1.  The console (ttyS0) goes to
+a file.  Each VM gets its own directory under ``build/run/``; it is removed
+after a clean run and kept (and named on stderr) when anything failed, or
+always when ``KEEP_RUN=1``.
+
+Environment: ``KERNEL`` and ``INITRD`` override the default images,
+``ACCEL=kvm`` selects KVM instead of TCG.
+
+Every wait has a timeout: a test never hangs on a dead or stuck guest.
+"""
+
+import ctypes
+import os
+import re
+import shlex
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+from linesock import LineSocket
+from qmp import QMP, QMPError
+
+TOP = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+DEFAULT_KERNEL = os.path.join(TOP, "build/kernel/arch/x86/boot/bzImage")
+DEFAULT_INITRD = os.path.join(TOP, "build/initramfs.cpio.gz")
+RUN_DIR = os.path.join(TOP, "build/run")
+
+BALLOON_PATH = "/machine/peripheral/balloon0"
+VIRTIO_PATH = BALLOON_PATH + "/virtio-backend"
+AGENT_END = re.compile(r"@@AGENT-END (-?\d+)$")
+# sockaddr_un.sun_path is 108 bytes including the terminating NUL.
+MAX_SOCKET_PATH = 107
+
+
+class VMError(Exception):
+    """The VM failed to boot, died, or did not answer in time."""
+
+
+class VM:
+    """A running QEMU guest; use it as a context manager.
+
+    ``mem_mib``/``smp`` size the guest.  The balloon options map to the
+    device properties of the same name; ``None`` keeps QEMU's default.
+    ``free_page_hint=True`` also creates the iothread it needs.
+    ``append`` adds kernel command-line arguments.
+    """
+
+    def __init__(self, mem_mib=512, smp=2, name="vm", scenario="agent", append="",
+                 deflate_on_oom=None, free_page_hint=None, free_page_reporting=None,
+                 page_poison=None, guest_stats_polling_interval=None,
+                 boot_timeout=60.0):
+        self.mem_mib = mem_mib
+        self.smp = smp
+        self.name = name
+        self.scenario = scenario
+        self.append = append
+        self.balloon = {
+            "deflate-on-oom": deflate_on_oom,
+            "free-page-hint": free_page_hint,
+            "free-page-reporting": free_page_reporting,
+            "page-poison": page_poison,
+            "guest-stats-polling-interval": guest_stats_polling_interval,
+        }
+        self.boot_timeout = boot_timeout
+        self.kernel = os.environ.get("KERNEL", DEFAULT_KERNEL)
+        self.initrd = os.environ.get("INITRD", DEFAULT_INITRD)
+        self.accel = os.environ.get("ACCEL", "tcg")
+        self.dir = None
+        self.proc = None
+        self.qmp = None
+        self.agent = None
+        self._agent_ok = False
+
+    # ---- lifecycle -------------------------------------------------------
+
+    def __enter__(self):
+        try:
+            self.start()
+        except BaseException:
+            self.shutdown(timeout=0)
+            self._cleanup(False)
+            raise
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        ok = exc_type is None
+        try:
+            ok = self.shutdown() == 0 and ok
+        finally:
+            self._cleanup(ok)
+
+    def start(self):
+        """Start QEMU paused, connect QMP and the agent, then run the guest.
+
+        Starting paused (``-S``) guarantees the agent socket is connected
+        before the guest writes ``@@AGENT-READY``; QEMU would drop it
+        otherwise.  Returns once the agent is ready (agent scenario) or
+        the guest is running (any other scenario).
+        """
+        for path in (self.kernel, self.initrd):
+            if not os.path.isfile(path):
+                raise VMError(f"{path} does not exist (make kernel / make initramfs)")
+        if self.accel not in ("tcg", "kvm"):
+            raise VMError(f"ACCEL={self.accel}: only tcg and kvm are supported")
+        os.makedirs(RUN_DIR, exist_ok=True)
+        self.dir = tempfile.mkdtemp(prefix=self.name + "-", dir=RUN_DIR)
+        if len(self.path("agent.sock")) > MAX_SOCKET_PATH:
+            raise VMError(f"run directory path too long for a UNIX socket: {self.dir}")
+        with open(self.path("cmdline"), "w") as f:
+            f.write(shlex.join(self.command()) + "\n")
+        with open(self.path("qemu.log"), "wb") as log:
+            self.proc = subprocess.Popen(self.command(), stdin=subprocess.DEVNULL,
+                                         stdout=log, stderr=subprocess.STDOUT,
+                                         preexec_fn=_die_with_parent)
+        try:
+            self._wait_socket(self.path("qmp.sock"), time.monotonic() + 30)
+            self.qmp = QMP(self.path("qmp.sock"), timeout=10)
+            if self.scenario == "agent":
+                self.agent = LineSocket(self.path("agent.sock"), timeout=10)
+            self.qmp.execute("cont")
+            if self.agent:
+                self._agent_line(time.monotonic() + self.boot_timeout, "@@AGENT-READY",
+                                 expect="@@AGENT-READY")
+                self._agent_ok = True
+        except (OSError, QMPError, VMError) as e:
+            if self.proc.poll() is None:
+                raise
+            raise VMError(f"QEMU exited with status {self.proc.returncode} during boot ({e})\n"
+                          f"qemu.log:\n{self._tail('qemu.log')}"
+                          f"console:\n{self._tail('console.log')}") from e
+
+    def command(self):
+        """The QEMU command line, as a list."""
+        props = "".join(f",{k}={_prop(v)}" for k, v in self.balloon.items() if v is not None)
+        cmd = ["qemu-system-x86_64", "-accel", self.accel,
+               "-m", f"{self.mem_mib}M", "-smp", str(self.smp),
+               "-nodefaults", "-display", "none", "-no-reboot", "-S",
+               "-serial", "file:" + self.path("console.log"),
+               "-chardev", f"socket,id=agent,path={self.path('agent.sock')},server=on,wait=off",
+               "-device", "isa-serial,chardev=agent",
+               "-qmp", f"unix:{self.path('qmp.sock')},server=on,wait=off",
+               "-kernel", self.kernel, "-initrd", self.initrd,
+               "-append", f"console=ttyS0 panic=-1 scenario={self.scenario} {self.append}".strip()]
+        if self.balloon["free-page-hint"]:
+            cmd += ["-object", "iothread,id=io0"]
+            props += ",iothread=io0"
+        cmd += ["-device", "virtio-balloon-pci,id=balloon0" + props]
+        return cmd
+
+    def shutdown(self, timeout=30.0):
+        """Stop the guest and wait for QEMU to exit; return its exit status.
+
+        Asks the agent to ``exit-vm`` (the guest reboots, QEMU exits because
+        of ``-no-reboot``); other scenarios end the guest by themselves.
+        QEMU is killed at once if the agent is not usable (never ready, or
+        a command timed out) or does not answer, and when it has not exited
+        after ``timeout`` s.  Returns ``None`` when it had to be killed.
+        Safe to call twice.
+        """
+        if self.proc is None:
+            return None
+        wait = timeout
+        if self.proc.poll() is None and self.agent is not None:
+            try:
+                if not self._agent_ok:
+                    raise VMError("agent not usable")
+                self.agent.send_line("exit-vm")
+                self._agent_line(time.monotonic() + min(timeout, 10), "exit-vm",
+                                 expect="@@AGENT-END 0")
+            except (OSError, VMError):
+                wait = 0
+        try:
+            self.proc.wait(wait)
+            rc = self.proc.returncode
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            rc = None
+        if self.agent:
+            self.agent.close()
+        if self.qmp:
+            self.qmp.close()
+        return rc
+
+    def _cleanup(self, ok):
+        if self.dir is None:
+            return
+        if ok and os.environ.get("KEEP_RUN") != "1":
+            shutil.rmtree(self.dir, ignore_errors=True)
+        else:
+            print(f"# VM {self.name}: run directory kept: {self.dir}", file=sys.stderr)
+
+    def path(self, name):
+        """Path of ``name`` inside this VM's run directory."""
+        return os.path.join(self.dir, name)
+
+    def _wait_socket(self, path, deadline):
+        while not os.path.exists(path):
+            if self.proc.poll() is not None:
+                raise VMError("QEMU exited")
+            if time.monotonic() > deadline:
+                raise VMError(f"QEMU did not create {path}")
+            time.sleep(0.02)
+
+    def _tail(self, name, lines=15):
+        try:
+            with open(self.path(name), errors="replace") as f:
+                return "".join(f.readlines()[-lines:])
+        except OSError:
+            return ""
+
+    # ---- console ---------------------------------------------------------
+
+    def console_text(self):
+        """Everything the guest wrote to ttyS0 so far."""
+        try:
+            with open(self.path("console.log"), errors="replace") as f:
+                return f.read()
+        except FileNotFoundError:
+            return ""
+
+    def wait_console(self, regex, timeout=60.0):
+        """Wait until the console matches ``regex``; return the match.
+
+        Raises :class:`VMError` on timeout or if QEMU exits first.
+        """
+        pattern = re.compile(regex, re.M)
+        deadline = time.monotonic() + timeout
+        while True:
+            m = pattern.search(self.console_text())
+            if m:
+                return m
+            if self.proc.poll() is not None:
+                raise VMError(f"QEMU exited before the console matched {regex!r}")
+            if time.monotonic() > deadline:
+                raise VMError(f"console did not match {regex!r} within {timeout} s")
+            time.sleep(0.1)
+
+    # ---- agent -----------------------------------------------------------
+
+    def _agent_line(self, deadline, what, expect=None):
+        """Read one agent line; with ``expect``, skip lines until that one.
+
+        A timeout or a closed socket marks the agent unusable: the guest may
+        still be running the command, so later output would be misread.
+        """
+        while True:
+            try:
+                line = self.agent.read_line(deadline, what)
+            except OSError as e:  # TimeoutError, ConnectionError
+                self._agent_ok = False
+                raise VMError(f"agent: {e} (QEMU status {self.proc.poll()}); "
+                              f"console tail:\n{self._tail('console.log')}") from e
+            if expect is None or line == expect:
+                return line
+
+    def sh(self, cmd, timeout=60.0):
+        """Run one shell command line in the guest; return ``(rc, output)``.
+
+        ``output`` is stdout and stderr together, without a trailing newline.
+        Raises :class:`VMError` if the agent does not answer in ``timeout`` s.
+        """
+        if "\n" in cmd:
+            raise ValueError("agent commands are single lines")
+        if not self._agent_ok:
+            raise VMError(f"agent not usable (scenario {self.scenario}, or an earlier "
+                          f"command failed); cannot run {cmd!r}")
+        try:
+            self.agent.send_line(cmd)
+        except OSError as e:
+            self._agent_ok = False
+            raise VMError(f"agent: cannot send {cmd!r}: {e}") from e
+        deadline = time.monotonic() + timeout
+        out = []
+        while True:
+            line = self._agent_line(deadline, f"the end of {cmd!r}")
+            m = AGENT_END.search(line)
+            if m:
+                if m.start():
+                    out.append(line[:m.start()])
+                return int(m.group(1)), "\n".join(out)
+            out.append(line)
+
+    def sh_ok(self, cmd, timeout=60.0):
+        """Like :meth:`sh` but return only the output; raise on non-zero status."""
+        rc, out = self.sh(cmd, timeout)
+        if rc != 0:
+            raise VMError(f"guest command {cmd!r} exited {rc}: {out}")
+        return out
+
+    def meminfo(self):
+        """The guest's /proc/meminfo as ``{name: kB}``."""
+        return {k: int(v.split()[0]) for k, v in _pairs(self.sh_ok("cat /proc/meminfo"), ":")}
+
+    def vmstat(self):
+        """The guest's /proc/vmstat as ``{name: int}``."""
+        return {k: int(v) for k, v in _pairs(self.sh_ok("cat /proc/vmstat"), " ")}
+
+    # ---- QMP -------------------------------------------------------------
+
+    def set_target(self, size):
+        """Set the balloon target: the guest's logical memory size in bytes."""
+        self.qmp.execute("balloon", value=size)
+
+    def actual(self):
+        """Guest memory size in bytes as QEMU sees it (RAM minus balloon)."""
+        return self.qmp.execute("query-balloon")["actual"]
+
+    def wait_actual(self, size, timeout=60.0):
+        """Poll ``query-balloon`` until it reports ``size`` bytes.
+
+        Returns the last value seen, which differs from ``size`` only after
+        ``timeout`` s; the caller asserts on it.
+        """
+        deadline = time.monotonic() + timeout
+        while True:
+            actual = self.actual()
+            if actual == size or time.monotonic() > deadline:
+                return actual
+            time.sleep(0.2)
+
+    def guest_stats(self):
+        """The ``guest-stats`` QOM property: ``{"stats": {...}, "last-update": s}``."""
+        return self.qmp.execute("qom-get", path=BALLOON_PATH, property="guest-stats")
+
+    def set_stats_interval(self, seconds):
+        """Set ``guest-stats-polling-interval`` (seconds; 0 stops polling)."""
+        self.qmp.execute("qom-set", path=BALLOON_PATH,
+                         property="guest-stats-polling-interval", value=seconds)
+
+    def virtio_status(self):
+        """``x-query-virtio-status`` of the balloon's virtio device."""
+        return self.qmp.execute("x-query-virtio-status", path=VIRTIO_PATH)
+
+    def queue_status(self, queue):
+        """``x-query-virtio-queue-status`` of virtqueue ``queue`` (QEMU's numbering)."""
+        return self.qmp.execute("x-query-virtio-queue-status", path=VIRTIO_PATH, queue=queue)
+
+    def migrate_to_null(self, max_bandwidth=None, timeout=300.0):
+        """Migrate to ``exec:cat > /dev/null``; return the final ``query-migrate``.
+
+        ``max_bandwidth`` is in bytes per second (QEMU 7.2's default is
+        128 MiB/s).  The VM is left in ``postmigrate`` (paused) on success;
+        ``qmp.execute("cont")`` resumes it.  Raises :class:`VMError` if the
+        migration neither completes nor fails within ``timeout`` s.
+        """
+        if max_bandwidth is not None:
+            self.qmp.execute("migrate-set-parameters", max_bandwidth=max_bandwidth)
+        self.qmp.execute("migrate", uri="exec:cat > /dev/null")
+        deadline = time.monotonic() + timeout
+        while True:
+            info = self.qmp.execute("query-migrate")
+            if info.get("status") in ("completed", "failed", "cancelled"):
+                return info
+            if time.monotonic() > deadline:
+                self.qmp.execute("migrate_cancel")
+                raise VMError(f"migration still {info.get('status')} after {timeout} s")
+            time.sleep(0.1)
+
+    def qemu_rss_kib(self):
+        """QEMU's resident set size (``VmRSS``) in KiB."""
+        with open(f"/proc/{self.proc.pid}/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+        raise VMError("no VmRSS for QEMU: has it exited?")
+
+
+def _prop(value):
+    """Format a device property value: booleans as on/off."""
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    return str(value)
+
+
+def _pairs(text, sep):
+    """Split each non-empty line of ``text`` at the first ``sep``."""
+    for line in text.splitlines():
+        if sep in line:
+            key, value = line.split(sep, 1)
+            yield key.strip(), value.strip()
+
+
+def _die_with_parent():
+    """In the child: get SIGKILL when the test process dies (no orphan QEMU)."""
+    PR_SET_PDEATHSIG = 1
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
