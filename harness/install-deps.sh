@@ -6,7 +6,7 @@ set -eu
 
 PKGS="linux-source-6.12 build-essential bc bison flex libelf-dev libssl-dev
 cpio kmod xz-utils busybox-static qemu-system-x86 qemu-utils python3 python3-ply
-python3-git git gnuplot-nox sparse procps"
+python3-git git gnuplot-nox sparse procps rsync"
 
 missing=""
 for p in $PKGS; do
