@@ -52,4 +52,5 @@ find "$SERIES_DIR" -maxdepth 1 -name '*.patch' -delete
 		[ "$name" = 0000-cover-letter.patch ] || echo "$name"
 	done
 } >"$SERIES_DIR/series"
+record_sync
 info "export: $n patch(es) written to series/"

@@ -36,3 +36,15 @@ apply_series() {
 		fi
 	done
 }
+
+# A checksum of everything in series/ that make tree applies.
+series_sum() {
+	(cd "$SERIES_DIR" && cat series $(series_patches)) | md5sum | cut -d' ' -f1
+}
+
+# Remember that the tree's HEAD is exactly series/ as it is now (after
+# make tree applied it, or after make export wrote it).
+record_sync() {
+	series_sum >"$TREE/.git/series-sum"
+	git -C "$TREE" rev-parse HEAD >"$TREE/.git/series-head"
+}

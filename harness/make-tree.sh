@@ -20,7 +20,21 @@ if [ "$have" != "$want" ]; then
 fi
 
 if [ -d "$tree/.git" ] && [ "${REBUILD:-0}" != 1 ]; then
-	info "tree: $tree exists (REBUILD=1 to recreate it)"
+	cd "$tree"
+	if [ "$(series_sum)" = "$(cat .git/series-sum 2>/dev/null)" ]; then
+		info "tree: $tree is up to date with series/"
+		exit 0
+	fi
+	# series/ changed (a pull, a checkout).  Re-apply it, but only if the
+	# tree holds nothing that series/ does not: no edits, no new commits.
+	if [ "$(git rev-parse HEAD)" != "$(cat .git/series-head 2>/dev/null)" ] ||
+	   [ -n "$(git status --porcelain --untracked-files=no)" ]; then
+		die "series/ changed and $tree has unexported work: 'make export' it, or REBUILD=1 make tree to discard it"
+	fi
+	info "tree: series/ changed, re-applying it on base"
+	git reset -q --hard base
+	apply_series
+	record_sync
 	exit 0
 fi
 
@@ -49,3 +63,4 @@ the top-level .gitignore block that ignores everything."
 git tag base
 
 apply_series
+record_sync

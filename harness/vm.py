@@ -4,8 +4,8 @@
 a ``virtio-balloon-pci`` device (``id=balloon0``), QMP on a UNIX socket and
 the guest agent (``scenario=agent``) on ttyS1.  The console (ttyS0) goes to
 a file.  Each VM gets its own directory under ``build/run/``; it is removed
-after a clean run and kept (and named on stderr) when anything failed, or
-always when ``KEEP_RUN=1``.
+after a clean run and kept (and named on stderr) when anything failed,
+when ``keep`` was set (see ``RUNNING``), or always when ``KEEP_RUN=1``.
 
 Environment: ``KERNEL`` and ``INITRD`` override the default images,
 ``ACCEL=kvm`` selects KVM instead of TCG.
@@ -24,8 +24,7 @@ import sys
 import tempfile
 import time
 
-from linesock import LineSocket
-from qmp import QMP, QMPError
+from qmp import QMP, LineSocket, QMPError
 
 TOP = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEFAULT_KERNEL = os.path.join(TOP, "build/kernel/arch/x86/boot/bzImage")
@@ -37,6 +36,9 @@ VIRTIO_PATH = BALLOON_PATH + "/virtio-backend"
 AGENT_END = re.compile(r"@@AGENT-END (-?\d+)$")
 # sockaddr_un.sun_path is 108 bytes including the terminating NUL.
 MAX_SOCKET_PATH = 107
+# VMs between start and cleanup: a test runner that catches a failed check
+# sets ``keep`` on them so their run directories survive.
+RUNNING = []
 
 
 class VMError(Exception):
@@ -77,6 +79,7 @@ class VM:
         self.qmp = None
         self.agent = None
         self._agent_ok = False
+        self.keep = os.environ.get("KEEP_RUN") == "1"
 
     # ---- lifecycle -------------------------------------------------------
 
@@ -111,6 +114,7 @@ class VM:
             raise VMError(f"ACCEL={self.accel}: only tcg and kvm are supported")
         os.makedirs(RUN_DIR, exist_ok=True)
         self.dir = tempfile.mkdtemp(prefix=self.name + "-", dir=RUN_DIR)
+        RUNNING.append(self)
         if len(self.path("agent.sock")) > MAX_SOCKET_PATH:
             raise VMError(f"run directory path too long for a UNIX socket: {self.dir}")
         with open(self.path("cmdline"), "w") as f:
@@ -190,9 +194,11 @@ class VM:
         return rc
 
     def _cleanup(self, ok):
+        if self in RUNNING:
+            RUNNING.remove(self)
         if self.dir is None:
             return
-        if ok and os.environ.get("KEEP_RUN") != "1":
+        if ok and not self.keep:
             shutil.rmtree(self.dir, ignore_errors=True)
         else:
             print(f"# VM {self.name}: run directory kept: {self.dir}", file=sys.stderr)

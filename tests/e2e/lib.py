@@ -3,7 +3,8 @@
 A scenario is a function ``main(tap)`` that boots VMs and wraps each
 assertion group in ``with tap.case("description"):``.  :func:`run` prints
 ``TAP version 13`` and the plan, turns every exception inside a case into
-``not ok`` with ``#`` diagnostics, reports planned cases that never ran
+``not ok`` with ``#`` diagnostics (and keeps the run directories of the
+VMs that were up, see harness/vm.py), reports planned cases that never ran
 (e.g. after a failed boot) as ``not ok``, and exits non-zero on any
 failure.  ``check`` offers unittest's assertion methods
 (``check.assertEqual(a, b)``) for readable failure messages.
@@ -17,6 +18,7 @@ import traceback
 import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "../../harness"))
+import vm  # found through the path inserted above
 
 MiB = 1 << 20
 
@@ -47,6 +49,9 @@ class TAP:
             self.failed += 1
             print(f"not ok {self.count} - {desc}")
             _print_diag(_describe(e))
+            for running in vm.RUNNING:
+                running.keep = True
+                _print_diag(f"run directory kept: {running.dir}")
         else:
             print(f"ok {self.count} - {desc}")
         notes, self._notes = self._notes, None

@@ -11,6 +11,8 @@ set -u
 
 dir=$(cd "$(dirname "$0")" && pwd)
 limit=${E2E_TIMEOUT:-600}
+# Keep __pycache__ out of the source tree.
+export PYTHONDONTWRITEBYTECODE=1
 
 if [ $# -eq 0 ]; then
 	set -- "$dir"/test_*.py

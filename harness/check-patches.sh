@@ -1,0 +1,93 @@
+#!/bin/sh
+# Review the series the way a maintainer's tools would, printing TAP:
+#
+#  - checkpatch.pl --strict on every patch: no error, warning or check;
+#  - the series applies to the base with git am, patch by patch;
+#  - after each patch the kernel builds, and every C file the patch
+#    touches compiles with W=1 and sparse (C=2) without a diagnostic.
+#
+# The build runs in its own worktree (build/linux-bisect, output in
+# build/bisect), so the developer's tree is left alone.
+set -eu
+
+top=$(cd "$(dirname "$0")/.." && pwd)
+. "$top/harness/lib.sh"
+
+[ -d "$TREE/.git" ] || die "no tree in $TREE: run 'make tree'"
+wt=$BUILD/linux-bisect
+out=$BUILD/bisect
+log=$BUILD/check-patches.log
+: >"$log"
+# spdxcheck.py, run by checkpatch, needs Debian's python3 with python3-ply.
+PATH=/usr/bin:$PATH
+export PATH
+
+patches=$(series_patches)
+n=$(echo "$patches" | grep -c . || true)
+echo "TAP version 13"
+echo "1..$((2 * n + 1))"
+t=0
+
+ok() { t=$((t + 1)); echo "ok $t - $*"; }
+notok() { t=$((t + 1)); echo "not ok $t - $*"; }
+
+for p in $patches; do
+	(cd "$TREE" && ./scripts/checkpatch.pl --strict "$SERIES_DIR/$p") \
+		>"$log.cp" 2>&1 || true
+	if grep -q '^total: 0 errors, 0 warnings, 0 checks' "$log.cp"; then
+		ok "checkpatch --strict: $p"
+	else
+		notok "checkpatch --strict: $p"
+		grep -E -A3 '^(ERROR|WARNING|CHECK|total)' "$log.cp" | sed 's/^/# /'
+	fi
+	cat "$log.cp" >>"$log"
+done
+
+# A fresh worktree at base, so that git am really applies every patch.
+if [ -e "$wt/.git" ]; then
+	git -C "$wt" am --abort >/dev/null 2>&1 || true
+	git -C "$wt" checkout -q --detach base
+else
+	git -C "$TREE" worktree add -q --detach "$wt" base
+fi
+
+applied=1
+for p in $patches; do
+	if [ "$applied" = 0 ]; then
+		notok "builds with W=1: $p # not applied"
+		continue
+	fi
+	if ! git -C "$wt" am -q --3way "$SERIES_DIR/$p" >>"$log" 2>&1; then
+		git -C "$wt" am --abort >/dev/null 2>&1 || true
+		applied=0
+		notok "builds with W=1: $p # does not apply, see $log"
+		continue
+	fi
+	if ! "$top/harness/build-kernel.sh" "$wt" "$out" >>"$log" 2>&1; then
+		notok "builds with W=1: $p # build failed, see $log"
+		continue
+	fi
+	# Objects of the C files this patch touches (outside tools/ and
+	# Documentation/), rebuilt with extra warnings and checked by sparse.
+	objs=$(git -C "$wt" diff --name-only --diff-filter=AM HEAD~1 HEAD -- '*.c' |
+		grep -v -e '^tools/' -e '^Documentation/' -e '^scripts/' |
+		sed 's/\.c$/.o/' || true)
+	diag=""
+	for o in $objs; do
+		rm -f "$out/$o"
+		d=$(make -s -C "$wt" O="$out" ARCH=x86_64 W=1 C=2 "$o" 2>&1 |
+			grep -E '(warning|error):' || true)
+		diag="$diag$d"
+	done
+	if [ -z "$diag" ]; then
+		ok "builds with W=1: $p"
+	else
+		notok "builds with W=1: $p"
+		echo "$diag" | sed 's/^/# /'
+	fi
+done
+if [ "$applied" = 1 ]; then
+	ok "series applies to base $(cat "$SERIES_DIR/BASE") with git am"
+else
+	notok "series applies to base $(cat "$SERIES_DIR/BASE") with git am"
+fi
