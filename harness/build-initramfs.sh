@@ -40,7 +40,7 @@ ${CC:-gcc} -static -O2 -Wall -Wextra -Werror -o "$stage/bin/balloon-mem" \
 if [ -d "$TREE/tools/testing/selftests/balloon" ]; then
 	make -s -C "$TREE/tools/testing/selftests" TARGETS=balloon \
 		O="$BUILD/selftests" KSFT_INSTALL_PATH="$stage/selftests" \
-		CFLAGS="-static -O2 -Wall" install >&2
+		CFLAGS="-static -O2 -Wall" install >/dev/null
 fi
 
 (cd "$stage" && find . | LC_ALL=C sort | cpio -o -H newc --quiet -R 0:0) |

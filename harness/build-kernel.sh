@@ -39,6 +39,20 @@ fi
 
 info "kernel: building $out with $jobs jobs ..."
 start=$(date +%s)
-make -s -C "$src" O="$out" ARCH=x86_64 -j"$jobs" ${KBUILD_EXTRA:-} bzImage >&2
+# Kbuild's quiet output, reduced to a progress line every 250 steps; any
+# other line (warnings, errors) is shown as it comes.
+status=$(mktemp)
+{ make -C "$src" O="$out" ARCH=x86_64 -j"$jobs" --no-print-directory \
+	${KBUILD_EXTRA:-} bzImage 2>&1; echo $? >"$status"; } |
+	awk -v start="$start" '
+		/^  [A-Z0-9_]+ +[^ ]/ {
+			if (++n % 250 == 0)
+				printf "kernel: %5d steps, %d s\n", n, systime() - start
+			next
+		}
+		{ print }' >&2
+rc=$(cat "$status")
+rm -f "$status"
+[ "$rc" = 0 ] || die "kernel: build of $out failed (make exit $rc)"
 info "kernel: built in $(( $(date +%s) - start )) s: $out/arch/x86/boot/bzImage"
 echo "$out/arch/x86/boot/bzImage"

@@ -51,13 +51,15 @@ class VM:
     ``mem_mib``/``smp`` size the guest.  The balloon options map to the
     device properties of the same name; ``None`` keeps QEMU's default.
     ``free_page_hint=True`` also creates the iothread it needs.
-    ``append`` adds kernel command-line arguments.
+    ``append`` adds kernel command-line arguments.  ``initial_target_mib``
+    sets the balloon target before the guest runs, so the driver inflates
+    as soon as it binds.
     """
 
     def __init__(self, mem_mib=512, smp=2, name="vm", scenario="agent", append="",
                  deflate_on_oom=None, free_page_hint=None, free_page_reporting=None,
                  page_poison=None, guest_stats_polling_interval=None,
-                 boot_timeout=60.0):
+                 initial_target_mib=None, boot_timeout=60.0):
         self.mem_mib = mem_mib
         self.smp = smp
         self.name = name
@@ -70,6 +72,7 @@ class VM:
             "page-poison": page_poison,
             "guest-stats-polling-interval": guest_stats_polling_interval,
         }
+        self.initial_target_mib = initial_target_mib
         self.boot_timeout = boot_timeout
         self.kernel = os.environ.get("KERNEL", DEFAULT_KERNEL)
         self.initrd = os.environ.get("INITRD", DEFAULT_INITRD)
@@ -128,6 +131,8 @@ class VM:
             self.qmp = QMP(self.path("qmp.sock"), timeout=10)
             if self.scenario == "agent":
                 self.agent = LineSocket(self.path("agent.sock"), timeout=10)
+            if self.initial_target_mib is not None:
+                self.set_target(self.initial_target_mib << 20)
             self.qmp.execute("cont")
             if self.agent:
                 self._agent_line(time.monotonic() + self.boot_timeout, "@@AGENT-READY",

@@ -1,0 +1,65 @@
+# virtio-balloon series for Linux 6.12: build, run and test against QEMU.
+#
+#   make run      build what is missing, boot a guest, show the balloon working
+#   make check    every test; the last line is "N passed, N failed"
+#
+# See README.md for the development loop (make tree / edit / make export).
+
+SHELL := /bin/sh
+H := harness
+B := build
+KERNEL := $(B)/kernel/arch/x86/boot/bzImage
+BASELINE := $(B)/baseline/arch/x86/boot/bzImage
+INITRD := $(B)/initramfs.cpio.gz
+
+.PHONY: all deps tree export kernel baseline initramfs run check \
+	check-patches check-guest check-e2e clean distclean help
+
+all: kernel initramfs
+
+help:
+	@sed -n '2,6p' Makefile | sed 's/^# \{0,1\}//'
+	@echo "targets: deps tree export kernel baseline initramfs run check clean distclean"
+
+# Installs missing Debian packages; a no-op (a second) when all are there.
+deps:
+	@$(H)/install-deps.sh
+
+tree: deps
+	@$(H)/make-tree.sh
+
+export:
+	@$(H)/export-series.sh
+
+kernel: tree
+	@$(H)/build-kernel.sh $(B)/linux $(B)/kernel >/dev/null
+
+baseline: tree
+	@$(H)/make-baseline.sh >/dev/null
+
+initramfs: tree
+	@$(H)/build-initramfs.sh $(INITRD)
+
+run: kernel initramfs
+	@python3 $(H)/demo.py
+
+check: kernel initramfs
+	@$(H)/check.sh
+
+# The stages of make check, one at a time.
+check-patches: tree
+	@$(H)/check-patches.sh
+check-guest: kernel initramfs
+	@python3 tests/guest/run-in-guest.py
+check-e2e: kernel initramfs
+	@tests/e2e/run-all.sh
+
+# Build outputs only; the tree (and any unexported work in it) stays.
+clean:
+	rm -rf $(B)/kernel $(B)/baseline $(B)/bisect $(B)/initramfs $(INITRD) \
+		$(B)/selftests $(B)/run $(B)/check
+
+distclean:
+	@if [ -d $(B)/linux/.git ] && [ -n "$$(git -C $(B)/linux status --porcelain --untracked-files=no)" ]; then \
+		echo "build/linux has uncommitted changes; commit and make export first"; exit 1; fi
+	rm -rf $(B)

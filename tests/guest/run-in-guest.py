@@ -1,0 +1,105 @@
+#!/usr/bin/env python3
+"""Run the in-kernel and in-guest tests in one boot and report them as TAP.
+
+The guest boots with ``scenario=selftests``.  Built-in KUnit suites run
+during boot and print KTAP on the console; /init then runs the balloon
+kselftests (tools/testing/selftests/balloon) with the kselftest runner.
+The balloon target is set to three quarters of RAM before the guest runs,
+so the tests that need an inflated balloon have one.
+
+Each part of the console log is parsed by the kernel's own parser,
+``tools/testing/kunit/kunit.py parse``, and every test case it found is
+reported here as one TAP line: a case that crashed, timed out or is
+missing counts as a failure, not as a pass.
+"""
+
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "../../harness"))
+from vm import TOP, VM  # noqa: E402  (path set above)
+
+TREE = os.environ.get("TREE", os.path.join(TOP, "build/linux"))
+KUNIT_PY = os.path.join(TREE, "tools/testing/kunit/kunit.py")
+GUEST_MIB = 512
+
+
+def kunit_parse(text, workdir, name):
+    """Parse ``text`` with kunit.py; return ``[(case name, status)]``."""
+    log = os.path.join(workdir, name + ".log")
+    out = os.path.join(workdir, name + ".json")
+    with open(log, "w") as f:
+        f.write(text)
+    # kunit.py exits 1 when a test failed; the JSON has the details.
+    subprocess.run([sys.executable, KUNIT_PY, "parse", "--json=" + out, log],
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
+    with open(out) as f:
+        return list(_cases(json.load(f)))
+
+
+def _cases(group, prefix=""):
+    for case in group.get("test_cases", []):
+        yield prefix + case["name"], case["status"]
+    for sub in group.get("sub_groups", []):
+        yield from _cases(sub, prefix + sub["name"] + ".")
+
+
+def split_console(text):
+    """Return (KUnit part, kselftest part) of the console log."""
+    m = re.search(r"^@@INIT scenario=selftests$", text, re.M)
+    if not m:
+        raise RuntimeError("the guest never reached /init")
+    end = re.search(r"^@@INIT done$", text, re.M)
+    if not end:
+        raise RuntimeError("the guest selftests did not finish")
+    return text[:m.start()], text[m.end():end.start()]
+
+
+def main():
+    results = []
+    problems = []
+    with tempfile.TemporaryDirectory() as workdir:
+        with VM(mem_mib=GUEST_MIB, name="guest-tests", scenario="selftests",
+                initial_target_mib=GUEST_MIB * 3 // 4) as vm:
+            rc = vm.shutdown(timeout=600)
+            console = vm.console_text()
+            if rc is None:
+                problems.append("the guest did not finish within 600 s")
+        try:
+            kunit, kselftest = split_console(console)
+        except RuntimeError as e:
+            problems.append(str(e))
+            kunit, kselftest = console, ""
+        if "KTAP version" in kunit and not re.search(r"^1\.\.0$", kunit, re.M):
+            results += [("kunit: " + n, s) for n, s in kunit_parse(kunit, workdir, "kunit")]
+        else:
+            print("# kunit: no KUnit suite is built into this kernel")
+        if kselftest:
+            cases = kunit_parse(kselftest, workdir, "kselftest")
+            if not cases:
+                problems.append("no kselftest result in the console log")
+            results += cases
+
+    print("TAP version 13")
+    print(f"1..{len(results) + len(problems)}")
+    n = 0
+    for name, status in results:
+        n += 1
+        if status == "PASS":
+            print(f"ok {n} - {name}")
+        elif status == "SKIPPED":
+            print(f"ok {n} - {name} # SKIP")
+        else:
+            print(f"not ok {n} - {name} ({status})")
+    for problem in problems:
+        n += 1
+        print(f"not ok {n} - {problem}")
+    return 1 if problems or any(s not in ("PASS", "SKIPPED") for _, s in results) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
