@@ -46,11 +46,13 @@ status=$(mktemp)
 	${KBUILD_EXTRA:-} bzImage 2>&1; echo $? >"$status"; } |
 	awk -v start="$start" '
 		/^  [A-Z0-9_]+ +[^ ]/ {
-			if (++n % 250 == 0)
+			if (++n % 250 == 0) {
 				printf "kernel: %5d steps, %d s\n", n, systime() - start
+				fflush()
+			}
 			next
 		}
-		{ print }' >&2
+		{ print; fflush() }' >&2
 rc=$(cat "$status")
 rm -f "$status"
 [ "$rc" = 0 ] || die "kernel: build of $out failed (make exit $rc)"
