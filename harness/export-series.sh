@@ -4,7 +4,7 @@
 # the cover letter, whose subject and text come from series/cover-letter.txt.
 #
 # The output depends only on the commits (no commit ids, dates of the
-# export or git version in it), so exporting an unchanged tree changes
+# export, no git version, fixed-length blob ids), so exporting an unchanged tree changes
 # nothing in git.
 set -eu
 
@@ -25,7 +25,7 @@ if [ "$n" -gt 0 ]; then
 	# format-patch dates the cover letter with the current time: give it
 	# the author date of the newest commit instead, which git am keeps.
 	GIT_COMMITTER_DATE=$(git log -1 --format=%aD HEAD) \
-	git format-patch -q --zero-commit --no-signature --cover-letter \
+	git -c core.abbrev=12 format-patch -q --zero-commit --no-signature --cover-letter \
 		--subject-prefix=PATCH -o "$tmp" base..HEAD
 	cover="$tmp/0000-cover-letter.patch"
 	subject=$(head -n 1 "$SERIES_DIR/cover-letter.txt")

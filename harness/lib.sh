@@ -31,7 +31,12 @@ apply_series() {
 	series_patches | while read -r p; do
 		[ -f "$SERIES_DIR/$p" ] || die "series/series names $p, which does not exist"
 		if ! git am -q --3way --keep-cr "$SERIES_DIR/$p" >&2; then
+			# Leave the tree at base, marked in sync with nothing,
+			# so that the next make tree tries again.
 			git am --abort >/dev/null 2>&1 || true
+			git reset -q --hard base
+			git rev-parse HEAD >.git/series-head
+			rm -f .git/series-sum
 			die "series/$p does not apply to the base $(git log -1 --format=%s base | sed 's/.*linux-source-6.12 //') (series tested on $(cat "$SERIES_DIR/BASE")); fix it in the tree or rebase the series"
 		fi
 	done
