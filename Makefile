@@ -13,13 +13,13 @@ BASELINE := $(B)/baseline/arch/x86/boot/bzImage
 INITRD := $(B)/initramfs.cpio.gz
 
 .PHONY: all deps tree export kernel baseline initramfs run check \
-	check-patches check-guest check-e2e clean distclean help
+	check-patches check-guest check-e2e bench check-bench clean distclean help
 
 all: kernel initramfs
 
 help:
 	@sed -n '2,6p' Makefile | sed 's/^# \{0,1\}//'
-	@echo "targets: deps tree export kernel baseline initramfs run check clean distclean"
+	@echo "targets: deps tree export kernel baseline initramfs run check bench clean distclean"
 
 # Installs missing Debian packages; a no-op (a second) when all are there.
 deps:
@@ -43,7 +43,7 @@ initramfs: tree
 run: kernel initramfs
 	@python3 $(H)/demo.py
 
-check: kernel initramfs
+check: kernel baseline initramfs
 	@$(H)/check.sh
 
 # The stages of make check, one at a time.
@@ -54,10 +54,18 @@ check-guest: kernel initramfs
 check-e2e: kernel initramfs
 	@tests/e2e/run-all.sh
 
+# The project against upstream, interleaved rounds, into results/latest
+# (bench/README.md).  SCENARIO=name runs one, ROUNDS=N sets the rounds.
+bench: kernel baseline initramfs
+	@python3 bench/run.py
+# Every benchmark scenario once at a tiny size: proves it works, times nothing.
+check-bench: kernel baseline initramfs
+	@BENCH_QUICK=1 python3 bench/run.py
+
 # Build outputs only; the tree (and any unexported work in it) stays.
 clean:
 	rm -rf $(B)/kernel $(B)/baseline $(B)/bisect $(B)/initramfs $(INITRD) \
-		$(B)/selftests $(B)/run $(B)/check
+		$(B)/selftests $(B)/run $(B)/check $(B)/bench $(B)/bench-quick
 
 distclean:
 	@if [ -d $(B)/linux/.git ] && [ -n "$$(git -C $(B)/linux status --porcelain --untracked-files=no)" ]; then \

@@ -6,6 +6,9 @@
 #   2. KUnit suites and guest kselftests, in one boot, parsed by kunit.py
 #                                            (tests/guest/run-in-guest.py)
 #   3. end-to-end scenarios against QEMU     (tests/e2e/run-all.sh)
+#   4. every benchmark scenario once at a tiny size, on the project and
+#      the upstream kernel: proves make bench works, times nothing
+#                                            (harness/check-bench.sh)
 #
 # Every stage prints TAP; this script shows it as it comes, keeps it in
 # build/check/, counts the results and ends with "N passed, N failed".
@@ -31,7 +34,8 @@ run() {
 
 for s in "patches harness/check-patches.sh" \
 	 "guest tests/guest/run-in-guest.py" \
-	 "e2e tests/e2e/run-all.sh"; do
+	 "e2e tests/e2e/run-all.sh" \
+	 "bench harness/check-bench.sh"; do
 	name=${s%% *}
 	cmd=$top/${s#* }
 	echo "==== $name: ${s#* }"

@@ -1,0 +1,138 @@
+"""What the benchmark scenarios share: parameters, VMs, timing, plots.
+
+A scenario is a module in bench/ with:
+
+``NAME``
+    its name (``SCENARIO=NAME`` runs it alone);
+``WHAT``
+    one line: what it measures and why (printed in results.md);
+``PER_KERNEL``
+    True if it boots guests (it then runs once per kernel per round),
+    False if it measures the host only (once per round);
+``params(quick)``
+    its sizes, read from the environment (tiny ones when ``quick``);
+``metrics(params)``
+    the table rows, a list of :class:`Metric`;
+``run(kernel, params, say)``
+    one sample: a dict with ``metrics`` (``{key: number or None}``), and
+    optionally ``series`` (data for plots) and ``info``; ``kernel`` is the
+    bzImage path (None when not PER_KERNEL), ``say`` prints progress;
+``plot(samples, params, outdir, others)`` (optional)
+    writes PNGs into ``outdir`` from ``{kernel_label: [sample, ...]}``
+    and returns ``[(file name, caption)]``; ``others`` holds the other
+    scenarios' samples of the same run, ``{name: {label: [sample, ...]}}``
+    (a host-only scenario's label is ``host``).
+"""
+
+import os
+import statistics
+import subprocess
+import sys
+import time
+
+TOP = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(TOP, "harness"))
+from vm import VM, VMError  # noqa: E402  (found through the path above)
+
+MiB = 1 << 20
+# query-balloon is polled this often while a balloon change is timed.
+POLL_S = 0.01
+# Kernel labels, in the order every round runs them (A, then B).
+KERNELS = ("upstream", "project")
+
+
+class Metric:
+    """One table row.
+
+    ``key`` indexes a sample's ``metrics``; ``label`` and ``unit`` are
+    shown.  ``floor`` is ``(mode, gib)`` when the row is an inflate time
+    of ``gib`` GiB that the madvise floor (scenario ``floor``, ``mode``)
+    bounds: the table then shows it as a multiple of that floor.
+    """
+
+    def __init__(self, key, label, unit, floor=None):
+        self.key = key
+        self.label = label
+        self.unit = unit
+        self.floor = floor
+
+
+def env_int(name, default, quick_default=None, quick=False):
+    """Integer parameter ``name`` from the environment.
+
+    Its default is ``quick_default`` in a quick run (when given).
+    """
+    if name in os.environ:
+        return int(os.environ[name])
+    return quick_default if quick and quick_default is not None else default
+
+
+def env_float(name, default, quick_default=None, quick=False):
+    """Float parameter; see :func:`env_int`."""
+    if name in os.environ:
+        return float(os.environ[name])
+    return quick_default if quick and quick_default is not None else default
+
+
+def summary(values):
+    """``(median, min, max, n)`` of the values that are not None.
+
+    ``n`` is how many there were; the first three are None if none.
+    """
+    values = [v for v in values if v is not None]
+    if not values:
+        return None, None, None, 0
+    return statistics.median(values), min(values), max(values), len(values)
+
+
+def guest(kernel, **kwargs):
+    """A :class:`VM` (not started yet) booting ``kernel``; use it with ``with``."""
+    vm = VM(**kwargs)
+    vm.kernel = kernel
+    return vm
+
+
+def balloon_to(vm, target_mib, timeout):
+    """Set the balloon target and wait until ``query-balloon`` reaches it.
+
+    Returns the seconds from sending the QMP ``balloon`` command until
+    ``actual`` equals the target (polled every POLL_S).  Raises
+    :class:`VMError` after ``timeout`` seconds.
+    """
+    target = target_mib * MiB
+    start = time.monotonic()
+    vm.set_target(target)
+    while True:
+        actual = vm.actual()
+        took = time.monotonic() - start
+        if actual == target:
+            return took
+        if took > timeout:
+            raise VMError(f"balloon target {target_mib} MiB not reached after {timeout:.0f} s "
+                          f"(actual {actual / MiB:.1f} MiB)")
+        time.sleep(POLL_S)
+
+
+def gnuplot(outdir, name, script):
+    """Run the gnuplot ``script`` in ``outdir`` (kept there as ``name``.gp).
+
+    Returns True on success; a failure is reported, not raised: a plot
+    is never worth losing the numbers for.
+    """
+    path = os.path.join(outdir, name + ".gp")
+    with open(path, "w") as f:
+        f.write(script)
+    proc = subprocess.run(["gnuplot", name + ".gp"], cwd=outdir, capture_output=True, text=True)
+    if proc.returncode != 0:
+        print(f"bench: gnuplot {path} failed:\n{proc.stderr}", file=sys.stderr)
+        return False
+    return True
+
+
+# Shared look of every plot: PNG, readable size, a grid.
+PLOT_HEADER = """set terminal pngcairo size 1000,600 noenhanced font ",11"
+set grid
+set key outside right top
+"""
+# Line colours of the kernels: upstream grey-blue, project orange.
+COLOURS = {"upstream": "#3b6ea5", "project": "#e07b00"}
