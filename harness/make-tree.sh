@@ -55,6 +55,10 @@ sed -i '/^# Debian packaging: ignore everything/,$d' .gitignore
 
 git init -q -b series
 git_identity
+# The baseline commit writes ~86,000 loose objects; git am would then start
+# an automatic repack in the background that competes with the kernel
+# build for the two cores for minutes.
+git config gc.auto 0
 info "tree: recording the baseline commit (about a minute) ..."
 git add -A -f
 git commit -q --no-verify -m "baseline: Debian linux-source-6.12 $have" \
