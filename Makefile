@@ -32,7 +32,7 @@ export:
 	@$(H)/export-series.sh
 
 kernel: tree
-	@$(H)/build-kernel.sh $(B)/linux $(B)/kernel >/dev/null
+	@$(H)/build-kernel.sh $(B)/linux $(B)/kernel configs/project.config >/dev/null
 
 baseline: tree
 	@$(H)/make-baseline.sh >/dev/null

@@ -63,7 +63,16 @@ for p in $patches; do
 		notok "builds with W=1: $p # does not apply, see $log"
 		continue
 	fi
-	if ! "$top/harness/build-kernel.sh" "$wt" "$out" >>"$log" 2>&1; then
+	# The project's own options (configs/project.config) that this patch's
+	# tree already defines: a KUnit suite is built from the patch that adds it.
+	frag=$BUILD/bisect-project.config
+	sed -n 's/^CONFIG_\([A-Za-z0-9_]*\)=.*/\1/p' "$top/configs/project.config" |
+		while IFS= read -r sym; do
+			if git -C "$wt" grep -q "^config $sym\$" -- '*Kconfig*'; then
+				grep "^CONFIG_$sym=" "$top/configs/project.config"
+			fi
+		done >"$frag"
+	if ! "$top/harness/build-kernel.sh" "$wt" "$out" "$frag" >>"$log" 2>&1; then
 		notok "builds with W=1: $p # build failed, see $log"
 		continue
 	fi
