@@ -10,6 +10,11 @@ when ``keep`` was set (see ``RUNNING``), or always when ``KEEP_RUN=1``.
 Environment: ``KERNEL`` and ``INITRD`` override the default images,
 ``ACCEL=kvm`` selects KVM instead of TCG.
 
+Guest RAM can be backed by the host's 2 MiB hugetlb pages
+(``VM(hugetlb=True)``); :class:`HostHugePages` makes sure the host has
+enough of them free and gives them back afterwards, and
+:func:`host_hugepages_free` reads ``HugePages_Free``.
+
 Every wait has a timeout: a test never hangs on a dead or stuck guest.
 """
 
@@ -54,12 +59,21 @@ class VM:
     ``append`` adds kernel command-line arguments.  ``initial_target_mib``
     sets the balloon target before the guest runs, so the driver inflates
     as soon as it binds.
+
+    ``hugetlb=True`` backs guest RAM with 2 MiB hugetlb pages from the
+    host's pool (``memory-backend-memfd,hugetlb=on,hugetlbsize=2M``; see
+    :class:`HostHugePages`).  QEMU then frees a host huge page on inflate
+    only when all 512 of its 4 KiB pieces arrive in one buffer
+    (protocol.md 4.3).  ``hugetlb_prealloc`` (default on with ``hugetlb``)
+    has QEMU take every huge page at start, so the pool's free count
+    tells exactly how much guest RAM the host backs.
     """
 
     def __init__(self, mem_mib=512, smp=2, name="vm", scenario="agent", append="",
                  deflate_on_oom=None, free_page_hint=None, free_page_reporting=None,
                  page_poison=None, guest_stats_polling_interval=None,
-                 initial_target_mib=None, boot_timeout=60.0):
+                 initial_target_mib=None, boot_timeout=60.0, hugetlb=False,
+                 hugetlb_prealloc=True):
         self.mem_mib = mem_mib
         self.smp = smp
         self.name = name
@@ -73,6 +87,8 @@ class VM:
             "guest-stats-polling-interval": guest_stats_polling_interval,
         }
         self.initial_target_mib = initial_target_mib
+        self.hugetlb = hugetlb
+        self.hugetlb_prealloc = hugetlb_prealloc
         self.boot_timeout = boot_timeout
         self.kernel = os.environ.get("KERNEL", DEFAULT_KERNEL)
         self.initrd = os.environ.get("INITRD", DEFAULT_INITRD)
@@ -157,6 +173,15 @@ class VM:
                "-qmp", f"unix:{self.path('qmp.sock')},server=on,wait=off",
                "-kernel", self.kernel, "-initrd", self.initrd,
                "-append", f"console=ttyS0 panic=-1 scenario={self.scenario} {self.append}".strip()]
+        if self.hugetlb:
+            if self.mem_mib % HUGEPAGE_MIB:
+                raise VMError(f"hugetlb: guest RAM {self.mem_mib} MiB is not a multiple of "
+                              f"{HUGEPAGE_MIB} MiB")
+            backend = (f"memory-backend-memfd,id=mem,size={self.mem_mib}M,hugetlb=on,"
+                       f"hugetlbsize={HUGEPAGE_MIB}M")
+            if self.hugetlb_prealloc:
+                backend += ",prealloc=on"
+            cmd += ["-object", backend, "-machine", "memory-backend=mem"]
         if self.balloon["free-page-hint"]:
             cmd += ["-object", "iothread,id=io0"]
             props += ",iothread=io0"
@@ -375,13 +400,127 @@ class VM:
                 raise VMError(f"migration still {info.get('status')} after {timeout} s")
             time.sleep(0.1)
 
+    def qemu_hugetlb_kib(self):
+        """Hugetlb memory mapped by QEMU (``HugetlbPages``) in KiB."""
+        return _status_kib(self.proc.pid, "HugetlbPages")
+
     def qemu_rss_kib(self):
         """QEMU's resident set size (``VmRSS``) in KiB."""
-        with open(f"/proc/{self.proc.pid}/status") as f:
+        return _status_kib(self.proc.pid, "VmRSS")
+
+
+def _status_kib(pid, field):
+    """A ``kB`` field of /proc/PID/status."""
+    try:
+        with open(f"/proc/{pid}/status") as f:
             for line in f:
-                if line.startswith("VmRSS:"):
+                if line.startswith(field + ":"):
                     return int(line.split()[1])
-        raise VMError("no VmRSS for QEMU: has it exited?")
+    except FileNotFoundError:
+        pass
+    raise VMError(f"no {field} for QEMU: has it exited?")
+
+
+# ---- host huge pages -----------------------------------------------------
+
+HUGEPAGE_MIB = 2
+NR_HUGEPAGES = "/sys/kernel/mm/hugepages/hugepages-2048kB/nr_hugepages"
+COMPACT_MEMORY = "/proc/sys/vm/compact_memory"
+# Never grow the pool so far that the host keeps less than this available.
+HOST_SPARE_MIB = 2048
+
+
+def host_hugepages_free():
+    """The host's free 2 MiB huge pages (``HugePages_Free`` of /proc/meminfo).
+
+    Pages a mapping has reserved but not faulted in still count as free.
+    """
+    return _meminfo_kib("HugePages_Free")
+
+
+def _meminfo_kib(field):
+    """A field of the host's /proc/meminfo (kB, or a count for HugePages_*)."""
+    with open("/proc/meminfo") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    return 0
+
+
+class HostHugePages:
+    """Make sure the host has ``count`` free 2 MiB huge pages; give them back after.
+
+    :meth:`reserve` grows the pool (``nr_hugepages`` of the 2 MiB size) by
+    what is missing, compacting host memory once if the kernel could not
+    find enough contiguous memory, and checks ``HugePages_Free``.  It
+    returns None on success, or the reason it could not (for a TAP SKIP)
+    after undoing its change.  :meth:`release` takes back exactly the
+    pages it added, so the pool ends as it was even if someone else
+    changed it meanwhile.  Use it as a context manager only when a failure
+    should raise (:class:`VMError`); release after QEMU has exited.
+    """
+
+    def __init__(self, count):
+        self.count = count
+        self.added = 0
+
+    def reserve(self):
+        if not os.path.exists(NR_HUGEPAGES):
+            return f"host kernel has no 2 MiB hugetlb pages ({NR_HUGEPAGES} missing)"
+        missing = self.count - host_hugepages_free()
+        if missing <= 0:
+            return None
+        available = _meminfo_kib("MemAvailable") // 1024
+        if missing * HUGEPAGE_MIB > available - HOST_SPARE_MIB:
+            return (f"{missing * HUGEPAGE_MIB} MiB more of huge pages would leave the host less "
+                    f"than {HOST_SPARE_MIB} MiB (MemAvailable {available} MiB)")
+        try:
+            for attempt in range(2):
+                if attempt:
+                    _write(COMPACT_MEMORY, "1")
+                self._grow(missing - self.added)
+                if host_hugepages_free() >= self.count:
+                    return None
+        except OSError as e:
+            self.release()
+            return f"cannot grow the host's huge page pool ({NR_HUGEPAGES}: {e})"
+        free = host_hugepages_free()
+        self.release()
+        return (f"host has only {free} free 2 MiB huge pages after asking for {missing} "
+                f"more; {self.count} needed ({self.count * HUGEPAGE_MIB} MiB)")
+
+    def _grow(self, pages):
+        if pages <= 0:
+            return
+        before = int(_read(NR_HUGEPAGES))
+        _write(NR_HUGEPAGES, str(before + pages))
+        self.added += max(0, int(_read(NR_HUGEPAGES)) - before)
+
+    def release(self):
+        """Shrink the pool by what :meth:`reserve` added (idempotent)."""
+        if self.added:
+            now = int(_read(NR_HUGEPAGES))
+            _write(NR_HUGEPAGES, str(max(0, now - self.added)))
+            self.added = 0
+
+    def __enter__(self):
+        reason = self.reserve()
+        if reason:
+            raise VMError(reason)
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        self.release()
+
+
+def _read(path):
+    with open(path) as f:
+        return f.read().strip()
+
+
+def _write(path, text):
+    with open(path, "w") as f:
+        f.write(text)
 
 
 def _prop(value):

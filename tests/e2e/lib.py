@@ -6,7 +6,9 @@ assertion group in ``with tap.case("description"):``.  :func:`run` prints
 ``not ok`` with ``#`` diagnostics (and keeps the run directories of the
 VMs that were up, see harness/vm.py), reports planned cases that never ran
 (e.g. after a failed boot) as ``not ok``, and exits non-zero on any
-failure.  ``check`` offers unittest's assertion methods
+failure.  A precondition the host cannot provide is reported with
+:meth:`TAP.skip` or :meth:`TAP.skip_rest` (``ok N - desc # SKIP reason``).
+``check`` offers unittest's assertion methods
 (``check.assertEqual(a, b)``) for readable failure messages.
 """
 
@@ -56,6 +58,16 @@ class TAP:
             print(f"ok {self.count} - {desc}")
         notes, self._notes = self._notes, None
         _print_diag("\n".join(notes + [f"time {time.monotonic() - start:.1f} s"]))
+
+    def skip(self, desc, reason):
+        """Report test point ``desc`` as skipped because of ``reason``."""
+        self.count += 1
+        print(f"ok {self.count} - {desc} # SKIP {reason}", flush=True)
+
+    def skip_rest(self, reason):
+        """Skip every planned test point that has not run yet."""
+        while self.count < self.plan:
+            self.skip("skipped", reason)
 
     def diag(self, text):
         """A ``#`` diagnostic; inside a case it is printed after the result."""
