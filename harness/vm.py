@@ -38,6 +38,7 @@ RUN_DIR = os.path.join(TOP, "build/run")
 
 BALLOON_PATH = "/machine/peripheral/balloon0"
 VIRTIO_PATH = BALLOON_PATH + "/virtio-backend"
+BALLOON_DEBUGFS = "/sys/kernel/debug/virtio_balloon"
 AGENT_END = re.compile(r"@@AGENT-END (-?\d+)$")
 # sockaddr_un.sun_path is 108 bytes including the terminating NUL.
 MAX_SOCKET_PATH = 107
@@ -98,6 +99,7 @@ class VM:
         self.qmp = None
         self.agent = None
         self._agent_ok = False
+        self._balloon_device = None
         self.keep = os.environ.get("KEEP_RUN") == "1"
 
     # ---- lifecycle -------------------------------------------------------
@@ -338,6 +340,29 @@ class VM:
     def vmstat(self):
         """The guest's /proc/vmstat as ``{name: int}``."""
         return {k: int(v) for k, v in _pairs(self.sh_ok("cat /proc/vmstat"), " ")}
+
+    def balloon_device(self):
+        """The balloon's virtio device in the guest (``virtioN``: device id 5)."""
+        if self._balloon_device is None:
+            names = self.sh_ok("for d in /sys/bus/virtio/devices/*; do "
+                               "[ \"$(cat $d/device)\" = 0x0005 ] && echo ${d##*/}; done; true")
+            if len(names.split()) != 1:
+                raise VMError(f"expected one virtio balloon device in the guest, found {names!r}")
+            self._balloon_device = names.strip()
+        return self._balloon_device
+
+    def balloon_counters(self):
+        """The project driver's debugfs counters as ``{name: int}``.
+
+        Reads /sys/kernel/debug/virtio_balloon/virtioN/counters ("name
+        value" lines); returns None when the file does not exist (a driver
+        without counters, such as upstream's, or an unbound device).
+        """
+        path = f"{BALLOON_DEBUGFS}/{self.balloon_device()}/counters"
+        rc, out = self.sh(f"cat {path}")
+        if rc != 0:
+            return None
+        return {k: int(v) for k, v in _pairs(out, " ")}
 
     # ---- QMP -------------------------------------------------------------
 
