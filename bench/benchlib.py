@@ -17,6 +17,8 @@ A scenario is a module in bench/ with:
     one sample: a dict with ``metrics`` (``{key: number or None}``), and
     optionally ``series`` (data for plots) and ``info``; ``kernel`` is the
     bzImage path (None when not PER_KERNEL), ``say`` prints progress;
+    it raises :class:`Skip` when the host cannot run it (no huge pages,
+    say): the sample is then recorded as skipped, not failed;
 ``plot(samples, params, outdir, others)`` (optional)
     writes PNGs into ``outdir`` from ``{kernel_label: [sample, ...]}``
     and returns ``[(file name, caption)]``; ``others`` holds the other
@@ -39,6 +41,10 @@ MiB = 1 << 20
 POLL_S = 0.01
 # Kernel labels, in the order every round runs them (A, then B).
 KERNELS = ("upstream", "project")
+
+
+class Skip(Exception):
+    """The host cannot run this scenario; the message says why."""
 
 
 class Metric:

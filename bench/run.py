@@ -17,7 +17,8 @@ results.json is rewritten after every sample, so an interrupted run
 keeps what it measured.
 
 Environment:
-  SCENARIO=a,b       run only these (floor, inflate_deflate, reporting)
+  SCENARIO=a,b       run only these (floor, inflate_deflate, hugetlb_inflate,
+                     reporting, pagefault)
   ROUNDS=N           rounds (default 3; quick run 1)
   BENCH_QUICK=1      every scenario once per kernel at tiny sizes: proves
                      the benchmark works, in a minute or two; writes to
@@ -46,7 +47,7 @@ sys.dont_write_bytecode = True  # no __pycache__ in bench/ or harness/
 import benchlib  # noqa: E402
 from benchlib import KERNELS, TOP  # noqa: E402
 
-ORDER = ("floor", "inflate_deflate", "reporting")
+ORDER = ("floor", "inflate_deflate", "hugetlb_inflate", "reporting", "pagefault")
 KERNEL_DEFAULTS = {"upstream": "build/baseline/arch/x86/boot/bzImage",
                    "project": "build/kernel/arch/x86/boot/bzImage"}
 HOST = "host"  # label of the samples of a scenario that boots no guest
@@ -124,6 +125,9 @@ class Bench:
         try:
             result = scenario.run(self.kernels.get(label), self.params[scenario.NAME],
                                   lambda text: self.say(f"{prefix}: {text}"))
+        except benchlib.Skip as e:  # the host cannot run it: not a failure
+            result = {"metrics": {}, "skipped": str(e)}
+            self.say(f"{prefix}: SKIPPED: {e}")
         except Exception as e:  # a failed sample is recorded and the run goes on
             self.errors += 1
             result = {"metrics": {}, "error": f"{type(e).__name__}: {e}"}
@@ -194,6 +198,8 @@ class Bench:
         samples = self.samples[name]
         failed = [f"{label} round {s['round']}: {s['error']}" for label, runs in samples.items()
                   for s in runs if "error" in s]
+        skipped = sorted({s["skipped"] for runs in samples.values() for s in runs
+                          if "skipped" in s})
         rows = scenario.metrics(self.params[name])
         if scenario.PER_KERNEL:
             floor = self.samples.get("floor", {}).get(HOST, [])
@@ -221,6 +227,8 @@ class Bench:
         out.append("")
         if failed:
             out += ["Failed samples:", ""] + [f"- {f}" for f in failed] + [""]
+        if skipped:
+            out += ["Skipped (the host could not run it):", ""] + [f"- {s}" for s in skipped] + [""]
         for png, caption in plots:
             out += [f"![{caption}]({png})", ""]
         return out
@@ -228,7 +236,9 @@ class Bench:
 
 def _cells(samples, key):
     """Median, min and max cells of metric ``key``; also the median itself."""
-    values = [s["metrics"].get(key) for s in samples if "error" not in s]
+    if samples and all("skipped" in s for s in samples):
+        return ["skipped", "", ""], None
+    values = [s["metrics"].get(key) for s in samples if "error" not in s and "skipped" not in s]
     median, low, high, n = benchlib.summary(values)
     if not samples:
         return ["", "", ""], None

@@ -34,6 +34,8 @@ install -m 0755 "$top/guest/init" "$stage/init"
 install -m 0755 "$top/guest/agent" "$top/guest/run-selftests" "$stage/bin/"
 ${CC:-gcc} -static -O2 -Wall -Wextra -Werror -o "$stage/bin/balloon-mem" \
 	"$top/guest/balloon-mem.c"
+${CC:-gcc} -static -O2 -Wall -Wextra -Werror -pthread -o "$stage/bin/pagefault-bench" \
+	"$top/guest/pagefault-bench.c"
 
 # The balloon kselftests, installed the kselftest way (run_kselftest.sh
 # and kselftest-list.txt), built statically: the guest has no libc.
