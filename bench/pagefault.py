@@ -20,8 +20,8 @@ from benchlib import Metric
 
 NAME = "pagefault"
 WHAT = ("page_fault1-style guest workload (threads map, touch every page of and unmap anonymous "
-        "memory in a loop) with "
-        "free-page-reporting off and on: page faults per second and the slowdown reporting costs")
+        "memory in a loop) with free-page-reporting off and on: page faults per second and the "
+        "slowdown reporting costs")
 PER_KERNEL = True
 REPORTING_VQ = 3  # QEMU numbering without free-page-hint: inflate, deflate, stats, reporting
 
