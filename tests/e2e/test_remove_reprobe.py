@@ -30,6 +30,8 @@ CYCLES = lib.env_int("REPROBE_CYCLES", 3)
 SLACK_KB = lib.env_int("REPROBE_SLACK_MIB", 2) * 1024
 TARGET_MIB = GUEST_MIB - BALLOON_MIB
 DRIVER = "/sys/bus/virtio/drivers/virtio_balloon"
+SETTLE_S = 0.5
+SETTLE_KB = 256
 CONFIGS = (
     ("default device", {}),
     ("all features", {"deflate_on_oom": True, "free_page_reporting": True,
@@ -38,9 +40,22 @@ CONFIGS = (
 
 
 def free_kib(vm):
-    """MemFree plus the free pages on the per-CPU lists, in KiB."""
-    pcp = vm.sh_ok("awk '$1 == \"count:\" { n += $2 } END { print n + 0 }' /proc/zoneinfo")
-    return vm.meminfo()["MemFree"] + int(pcp) * 4
+    """MemFree plus the free pages on the per-CPU lists, in KiB, once settled.
+
+    Free page reporting takes free blocks off the free lists while the host
+    discards them, and the guest's own work moves a little memory: read
+    until two reads SETTLE_S apart agree within SETTLE_KB (or give up after
+    ten reads and return the last).
+    """
+    last = None
+    for _ in range(10):
+        pcp = vm.sh_ok("awk '$1 == \"count:\" { n += $2 } END { print n + 0 }' /proc/zoneinfo")
+        free = vm.meminfo()["MemFree"] + int(pcp) * 4
+        if last is not None and abs(free - last) <= SETTLE_KB:
+            return free
+        last = free
+        time.sleep(SETTLE_S)
+    return last
 
 
 def bound(vm, dev):
