@@ -14,6 +14,7 @@ failure.  A precondition the host cannot provide is reported with
 
 import contextlib
 import os
+import signal
 import sys
 import time
 import traceback
@@ -90,6 +91,9 @@ class TAP:
 
 def run(main, plan):
     """Run ``main(tap)`` as a TAP scenario with ``plan`` cases and exit."""
+    # run-all.sh's timeout sends SIGTERM: unwind, so that VMs shut down and
+    # host resources (huge pages) are given back on the way out.
+    signal.signal(signal.SIGTERM, _terminated)
     tap = TAP(plan)
     start = time.monotonic()
     try:
@@ -109,6 +113,11 @@ def env_int(name, default):
 def env_float(name, default):
     """Float parameter from the environment."""
     return float(os.environ.get(name, default))
+
+
+def _terminated(signum, frame):
+    _print_diag("scenario terminated (SIGTERM)")
+    sys.exit(1)
 
 
 def _describe(exc):
