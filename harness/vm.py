@@ -449,18 +449,24 @@ def _status_kib(pid, field):
 # ---- host huge pages -----------------------------------------------------
 
 HUGEPAGE_MIB = 2
-NR_HUGEPAGES = "/sys/kernel/mm/hugepages/hugepages-2048kB/nr_hugepages"
+HUGEPAGES_2M = "/sys/kernel/mm/hugepages/hugepages-2048kB"
+NR_HUGEPAGES = HUGEPAGES_2M + "/nr_hugepages"
 COMPACT_MEMORY = "/proc/sys/vm/compact_memory"
 # Never grow the pool so far that the host keeps less than this available.
 HOST_SPARE_MIB = 2048
 
 
 def host_hugepages_free():
-    """The host's free 2 MiB huge pages (``HugePages_Free`` of /proc/meminfo).
+    """The host's free 2 MiB huge pages.
 
-    Pages a mapping has reserved but not faulted in still count as free.
+    This is ``HugePages_Free`` of /proc/meminfo when 2 MiB is the default
+    huge page size; it is read from sysfs, which is right whatever the
+    default.  Pages a mapping has reserved but not faulted in count as free.
     """
-    return _meminfo_kib("HugePages_Free")
+    try:
+        return int(_read(HUGEPAGES_2M + "/free_hugepages"))
+    except FileNotFoundError:
+        return 0
 
 
 def _meminfo_kib(field):
