@@ -362,7 +362,7 @@ class VM:
         rc, out = self.sh(f"cat {path}")
         if rc != 0:
             return None
-        return {k: int(v) for k, v in _pairs(out, " ")}
+        return {k: int(v, 0) for k, v in _pairs(out, " ")}
 
     # ---- QMP -------------------------------------------------------------
 

@@ -2,16 +2,19 @@
 """Free page reporting gives freed guest memory back to the host.
 
 The guest dirties then frees FPR_FILL_MIB MiB.  With free-page-reporting=on
-the driver reports the freed pages and QEMU discards them, so QEMU's RSS
-must fall by at least FPR_MIN_FRACTION of the freed amount within
-FPR_TIMEOUT seconds (the stock driver's floor is 0.5; the project target
-is 0.9).  With it off, RSS must not fall by more than 5 % of it within
-FPR_OFF_WINDOW seconds: that is what makes the first result mean something.
+the driver reports the freed pages and QEMU discards them, so at least
+FPR_MIN_FRACTION of the freed amount must leave QEMU's RSS within
+FPR_TIMEOUT seconds (the issue's target: 90 %).  With it off, no more than
+5 % of it may leave RSS within FPR_OFF_WINDOW seconds: that is what makes
+the first result mean something.  "Left RSS" is measured against RSS
+before the fill plus the fill, since reporting may start giving memory
+back before the fill command has returned.
 
 Environment (defaults): FPR_GUEST_MIB (2048), FPR_FILL_MIB (1536),
-FPR_MIN_FRACTION (0.5), FPR_TIMEOUT (40), FPR_OFF_WINDOW (10).
+FPR_MIN_FRACTION (0.9), FPR_TIMEOUT (40), FPR_OFF_WINDOW (10).
 """
 
+import threading
 import time
 
 import lib
@@ -20,7 +23,7 @@ from vm import VM
 
 GUEST_MIB = lib.env_int("FPR_GUEST_MIB", 2048)
 FILL_MIB = lib.env_int("FPR_FILL_MIB", 1536)
-MIN_FRACTION = lib.env_float("FPR_MIN_FRACTION", 0.5)
+MIN_FRACTION = lib.env_float("FPR_MIN_FRACTION", 0.9)
 TIMEOUT_S = lib.env_float("FPR_TIMEOUT", 40)
 OFF_WINDOW_S = lib.env_float("FPR_OFF_WINDOW", 10)
 OFF_MAX_FRACTION = 0.05
@@ -34,28 +37,52 @@ REPORTING_VQ = 3  # QEMU numbering without free-page-hint: inflate, deflate, sta
 
 
 def fill(tap, vm):
-    """Dirty and free FILL_MIB in the guest; return QEMU's RSS (KiB) before and after."""
+    """Dirty and free FILL_MIB in the guest.
+
+    Returns QEMU's RSS (KiB) before the fill and its peak while the fill
+    ran, sampled every 0.1 s: a fast reporter gives memory back before
+    the fill command has even returned, so RSS after the fill would hide
+    that the fill populated host memory at all.
+    """
     rss0 = vm.qemu_rss_kib()
+    peak = [rss0]
+    done = threading.Event()
+
+    def sample():
+        while not done.is_set():
+            peak[0] = max(peak[0], vm.qemu_rss_kib())
+            time.sleep(0.1)
+
+    sampler = threading.Thread(target=sample)
+    sampler.start()
     start = time.monotonic()
-    vm.sh_ok(f"balloon-mem fill {FILL_MIB}", timeout=300)
-    rss = vm.qemu_rss_kib()
+    try:
+        vm.sh_ok(f"balloon-mem fill {FILL_MIB}", timeout=300)
+    finally:
+        done.set()
+        sampler.join()
     tap.diag(f"fill {FILL_MIB} MiB took {time.monotonic() - start:.1f} s; "
-             f"QEMU RSS {rss0 // 1024} -> {rss // 1024} MiB")
-    return rss0, rss
+             f"QEMU RSS {rss0 // 1024} -> peak {peak[0] // 1024} MiB")
+    return rss0, peak[0]
 
 
-def watch_rss(vm, rss_fill, until):
+def released(vm, rss0):
+    """Fraction of the fill no longer backed by host memory."""
+    fill_kib = FILL_MIB * 1024
+    return (rss0 + fill_kib - vm.qemu_rss_kib()) / fill_kib
+
+
+def watch_rss(vm, rss0, until):
     """Sample QEMU's RSS every 0.5 s after the fill.
 
     Returns ``[(seconds, fraction_of_fill_released)]``; stops at ``until``
     seconds, at DONE_FRACTION, or when RSS has been stable for STABLE_S.
     """
-    fill_kib = FILL_MIB * 1024
     start = time.monotonic()
     samples = []
     while True:
         elapsed = time.monotonic() - start
-        samples.append((elapsed, (rss_fill - vm.qemu_rss_kib()) / fill_kib))
+        samples.append((elapsed, released(vm, rss0)))
         stable = [f for t, f in samples if t >= elapsed - STABLE_S]
         if (elapsed >= until or samples[-1][1] >= DONE_FRACTION
                 or (elapsed >= STABLE_S and max(stable) - min(stable) < 0.01
@@ -78,7 +105,7 @@ def main(tap):
 
         with tap.case(f"reporting on: QEMU RSS falls by >= {MIN_FRACTION:.0%} of the freed "
                       f"memory within {TIMEOUT_S:.0f} s"):
-            samples = watch_rss(vm, rss_fill, TIMEOUT_S)
+            samples = watch_rss(vm, rss0, TIMEOUT_S)
             t_min, t_done = first_time(samples, MIN_FRACTION), first_time(samples, DONE_FRACTION)
             best = max(f for _, f in samples)
             tap.diag(f"released {best:.1%} of {FILL_MIB} MiB "
@@ -100,7 +127,7 @@ def main(tap):
         with tap.case(f"reporting off: QEMU RSS falls by <= {OFF_MAX_FRACTION:.0%} of the freed "
                       f"memory in {OFF_WINDOW_S:.0f} s"):
             time.sleep(OFF_WINDOW_S)
-            fraction = (rss_fill - vm.qemu_rss_kib()) / (FILL_MIB * 1024)
+            fraction = released(vm, rss0)
             tap.diag(f"released {fraction:.1%} of {FILL_MIB} MiB")
             check.assertLessEqual(fraction, OFF_MAX_FRACTION)
 
