@@ -36,6 +36,7 @@ ${CC:-gcc} -static -O2 -Wall -Wextra -Werror -o "$stage/bin/balloon-mem" \
 	"$top/guest/balloon-mem.c"
 ${CC:-gcc} -static -O2 -Wall -Wextra -Werror -pthread -o "$stage/bin/pagefault-bench" \
 	"$top/guest/pagefault-bench.c"
+${CC:-gcc} -static -O2 -Wall -Wextra -Werror -o "$stage/bin/workset" "$top/guest/workset.c"
 
 # The balloon kselftests, installed the kselftest way (run_kselftest.sh
 # and kselftest-list.txt), built statically: the guest has no libc.
