@@ -425,6 +425,53 @@ class VM:
                 raise VMError(f"migration still {info.get('status')} after {timeout} s")
             time.sleep(0.1)
 
+    def migrate(self, uri, max_bandwidth=None, downtime_limit=None, timeout=300.0):
+        """Migrate to ``uri`` (``tcp:HOST:PORT``, ``exec:...``); return the final ``query-migrate``.
+
+        ``max_bandwidth`` is in bytes per second, ``downtime_limit`` in ms
+        (QEMU 7.2: 128 MiB/s and 300 ms).  Like :meth:`migrate_to_null`,
+        the VM is left in ``postmigrate`` on success; after a migration to
+        a real destination, :meth:`quit` ends it.
+        """
+        args = {}
+        if max_bandwidth is not None:
+            args["max-bandwidth"] = max_bandwidth
+        if downtime_limit is not None:
+            args["downtime-limit"] = downtime_limit
+        if args:
+            self.qmp.execute("migrate-set-parameters", **args)
+        self.qmp.execute("migrate", uri=uri)
+        deadline = time.monotonic() + timeout
+        while True:
+            info = self.qmp.execute("query-migrate")
+            if info.get("status") in ("completed", "failed", "cancelled"):
+                return info
+            if time.monotonic() > deadline:
+                self.qmp.execute("migrate_cancel")
+                raise VMError(f"migration still {info.get('status')} after {timeout} s")
+            time.sleep(0.1)
+
+    def quit(self, timeout=30.0):
+        """End QEMU with QMP ``quit`` (a paused or migrated-away guest); return its status.
+
+        The agent is not asked: a guest that no longer runs here cannot
+        answer.  The context manager's shutdown then finds QEMU gone.
+        """
+        self._agent_ok = False
+        self.agent, agent = None, self.agent
+        if agent:
+            agent.close()
+        try:
+            self.qmp.execute("quit")
+        except (OSError, QMPError):
+            pass  # QEMU may close the socket before it answers
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            return None
+
     def qemu_hugetlb_kib(self):
         """Hugetlb memory mapped by QEMU (``HugetlbPages``) in KiB."""
         return _status_kib(self.proc.pid, "HugetlbPages")
@@ -432,6 +479,90 @@ class VM:
     def qemu_rss_kib(self):
         """QEMU's resident set size (``VmRSS``) in KiB."""
         return _status_kib(self.proc.pid, "VmRSS")
+
+
+class IncomingVM(VM):
+    """The destination of a live migration of ``source`` (a started :class:`VM`).
+
+    Same guest and devices (memory, CPUs, balloon properties, kernel,
+    initramfs, accelerator, command line) plus ``-incoming
+    tcp:127.0.0.1:PORT`` on a free port; its own run directory, QMP and
+    agent socket.  :meth:`start` (the context manager) connects QMP and
+    the agent and leaves QEMU waiting for the stream;
+    ``source.migrate(dest.uri)`` sends it, then :meth:`resume` runs the
+    guest here and makes the agent usable.  The guest's agent, already
+    running on the source, goes on reading ttyS1, now this QEMU's socket.
+    """
+
+    def __init__(self, source, name="dest", port=None):
+        super().__init__(mem_mib=source.mem_mib, smp=source.smp, name=name,
+                         scenario=source.scenario, append=source.append,
+                         boot_timeout=source.boot_timeout, hugetlb=source.hugetlb,
+                         hugetlb_prealloc=source.hugetlb_prealloc)
+        self.balloon = dict(source.balloon)
+        self.kernel, self.initrd, self.accel = source.kernel, source.initrd, source.accel
+        self.port = port or free_tcp_port()
+        self.uri = f"tcp:127.0.0.1:{self.port}"
+
+    def command(self):
+        return super().command() + ["-incoming", self.uri]
+
+    def start(self):
+        """Start QEMU listening for the migration; connect QMP and the agent socket."""
+        os.makedirs(RUN_DIR, exist_ok=True)
+        self.dir = tempfile.mkdtemp(prefix=self.name + "-", dir=RUN_DIR)
+        RUNNING.append(self)
+        if len(self.path("agent.sock")) > MAX_SOCKET_PATH:
+            raise VMError(f"run directory path too long for a UNIX socket: {self.dir}")
+        with open(self.path("cmdline"), "w") as f:
+            f.write(shlex.join(self.command()) + "\n")
+        with open(self.path("qemu.log"), "wb") as log:
+            self.proc = subprocess.Popen(self.command(), stdin=subprocess.DEVNULL,
+                                         stdout=log, stderr=subprocess.STDOUT,
+                                         preexec_fn=_die_with_parent)
+        try:
+            self._wait_socket(self.path("qmp.sock"), time.monotonic() + 30)
+            self.qmp = QMP(self.path("qmp.sock"), timeout=10)
+            if self.scenario == "agent":
+                self.agent = LineSocket(self.path("agent.sock"), timeout=10)
+        except (OSError, QMPError, VMError) as e:
+            raise VMError(f"incoming QEMU failed to start ({e}); qemu.log:\n"
+                          f"{self._tail('qemu.log')}") from e
+
+    def resume(self, timeout=60.0):
+        """Wait until the incoming migration has completed, then run the guest here.
+
+        Returns this side's ``query-migrate``.  Raises :class:`VMError` if
+        it failed or QEMU exited (a stream it could not load).
+        """
+        deadline = time.monotonic() + timeout
+        while True:
+            if self.proc.poll() is not None:
+                raise VMError(f"incoming QEMU exited with status {self.proc.returncode}; "
+                              f"qemu.log:\n{self._tail('qemu.log')}")
+            info = self.qmp.execute("query-migrate")
+            status = info.get("status")
+            # QEMU may drop the incoming state once loaded; the run state
+            # (inmigrate until then, paused after, since -S) tells as well.
+            if status == "completed" or (
+                    status is None and self.qmp.execute("query-status")["status"] == "paused"):
+                break
+            if status in ("failed", "cancelled"):
+                raise VMError(f"incoming migration {status}; qemu.log:\n{self._tail('qemu.log')}")
+            if time.monotonic() > deadline:
+                raise VMError(f"incoming migration still {status} after {timeout} s")
+            time.sleep(0.1)
+        self.qmp.execute("cont")
+        self._agent_ok = self.agent is not None
+        return info
+
+
+def free_tcp_port():
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    import socket
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def _status_kib(pid, field):
