@@ -25,7 +25,7 @@
  *	bad B"; exit 1 if B > 0, 2 if the set is gone without a verdict.
  *
  * RATE defaults to 1000 pages/s, little enough for a TCG migration at
- * QEMU's default bandwidth to converge.
+ * QEMU's default bandwidth to converge; -r 0 only verifies (400 pages/s).
  *
  * Page layout (4 KiB = 512 64-bit words): word 0 the page index, word 1
  * its generation, words 2..510 a pattern derived from both, word 511 a
@@ -42,6 +42,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -150,6 +151,8 @@ static void build(struct set *s, unsigned long mib, int holes)
 	char *mem;
 	unsigned long i;
 
+	if (holes)	/* whole chunks only, at least one */
+		len = len < CHUNK ? CHUNK : len - len % CHUNK;
 	s->n = holes ? (len / CHUNK + 1) / 2 * (CHUNK / PAGE) : len / PAGE;
 	s->page = calloc(s->n, sizeof(*s->page));
 	s->gen = calloc(s->n, sizeof(*s->gen));
@@ -193,10 +196,11 @@ static unsigned long random_page(struct set *s)
 	return s->rng % s->n;
 }
 
-/* One tick's work: rewrite rate/TICKS_PER_S random pages, verify 4x as many. */
+/* One tick's work: rewrite rate/TICKS_PER_S random pages, verify 4x as many (at least 4). */
 static void tick(struct set *s, unsigned long rate)
 {
 	unsigned long k, writes = (rate + TICKS_PER_S - 1) / TICKS_PER_S;
+	unsigned long reads = 4 * (writes ? writes : 1);
 
 	for (k = 0; k < writes; k++) {
 		unsigned long i = random_page(s);
@@ -205,7 +209,7 @@ static void tick(struct set *s, unsigned long rate)
 		write_page(s, i);
 		s->rewritten++;
 	}
-	for (k = 0; k < 4 * writes; k++) {
+	for (k = 0; k < reads; k++) {
 		verify_page(s, s->cursor);
 		s->cursor = (s->cursor + 1) % s->n;
 	}
@@ -350,7 +354,12 @@ static int cmd_start(unsigned long rate, const char *file, int holes, unsigned l
 		close(ready[1]);
 		got = read(ready[0], msg, sizeof(msg) - 1);
 		if (got <= 0) {
-			fprintf(stderr, "workset: background set died while filling\n");
+			int status = 0;
+
+			waitpid(pid, &status, 0);
+			fprintf(stderr, "workset: background set died while filling (%s %d)\n",
+				WIFSIGNALED(status) ? "signal" : "exit status",
+				WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status));
 			return 1;
 		}
 		msg[got] = 0;
@@ -457,7 +466,7 @@ int main(int argc, char **argv)
 	while ((opt = getopt(argc, argv, "r:f:t:H")) != -1) {
 		switch (opt) {
 		case 'r':
-			rate = number(optarg, 0);
+			rate = number(optarg, 1);
 			break;
 		case 'f':
 			file = optarg;
