@@ -7,6 +7,10 @@ it (memory the guest considers free but the host still backs), and the
 inflate and deflate are timed again.  Each time runs from the QMP
 ``balloon`` command until ``query-balloon`` actual equals the target.
 
+Each change is also measured in CPU time: what QEMU's threads (the guest's
+vCPUs and QEMU's own work) consumed, from /proc/PID/stat.  On a busy host
+the wall time mostly measures the other load; the CPU time does not.
+
 Pre-dirtied inflate is what frees host memory; the untouched case shows
 the protocol and guest cost alone.  The host's madvise floor (scenario
 ``floor``) bounds both: untouched memory against an untouched mapping,
@@ -18,6 +22,7 @@ INFLATE_BALLOON_MIB (7168; 256), INFLATE_FILL_MIB (the balloon size),
 INFLATE_TIMEOUT (600 s per balloon change).
 """
 
+import os
 import time
 
 import benchlib
@@ -54,6 +59,8 @@ def metrics(params):
             Metric(f"inflate_{variant}_gibps", f"inflate rate, {what}", "GiB/s"),
             Metric(f"deflate_{variant}_s", f"deflate {gib:g} GiB, {what}", "s"),
             Metric(f"deflate_{variant}_gibps", f"deflate rate, {what}", "GiB/s"),
+            Metric(f"inflate_{variant}_cpu_s", f"inflate {gib:g} GiB, {what}: QEMU CPU time", "s"),
+            Metric(f"deflate_{variant}_cpu_s", f"deflate {gib:g} GiB, {what}: QEMU CPU time", "s"),
         ]
     rows.append(Metric("host_freed_gib", "QEMU RSS freed by the pre-dirtied inflate", "GiB"))
     return rows
@@ -75,9 +82,14 @@ def run(kernel, params, say):
                 info["anon_huge_mib_after_fill"] = _anon_huge_kib(vm.proc.pid) // 1024
                 say(f"guest dirtied and freed {params['fill_mib']} MiB in {info['fill_s']:.1f} s")
             rss = vm.qemu_rss_kib()
+            cpu0 = _cpu_s(vm.proc.pid)
             inflate = benchlib.balloon_to(vm, guest_mib - balloon_mib, timeout)
+            cpu1 = _cpu_s(vm.proc.pid)
             rss_inflated = vm.qemu_rss_kib()
             deflate = benchlib.balloon_to(vm, guest_mib, timeout)
+            cpu2 = _cpu_s(vm.proc.pid)
+            m[f"inflate_{variant}_cpu_s"] = cpu1 - cpu0
+            m[f"deflate_{variant}_cpu_s"] = cpu2 - cpu1
             m[f"inflate_{variant}_s"] = inflate
             m[f"inflate_{variant}_gibps"] = gib / inflate
             m[f"deflate_{variant}_s"] = deflate
@@ -85,8 +97,9 @@ def run(kernel, params, say):
             info[f"rss_mib_{variant}"] = [rss // 1024, rss_inflated // 1024]
             if variant == "dirty":
                 m["host_freed_gib"] = (rss - rss_inflated) / (1 << 20)
-            say(f"{variant}: inflate {inflate:.2f} s ({gib / inflate:.2f} GiB/s), deflate "
-                f"{deflate:.2f} s; QEMU RSS {rss // 1024} -> {rss_inflated // 1024} MiB")
+            say(f"{variant}: inflate {inflate:.2f} s ({gib / inflate:.2f} GiB/s, CPU "
+                f"{cpu1 - cpu0:.2f} s), deflate {deflate:.2f} s (CPU {cpu2 - cpu1:.2f} s); "
+                f"QEMU RSS {rss // 1024} -> {rss_inflated // 1024} MiB")
     return {"metrics": m, "info": info}
 
 
@@ -144,6 +157,13 @@ def _spread(values, divisor):
     if not n:
         return ["?"] * 3
     return [f"{v / divisor:.4f}" for v in (median, low, high)]
+
+
+def _cpu_s(pid):
+    """CPU seconds all threads of process ``pid`` consumed so far."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _thp_mode():
