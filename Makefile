@@ -13,7 +13,8 @@ BASELINE := $(B)/baseline/arch/x86/boot/bzImage
 INITRD := $(B)/initramfs.cpio.gz
 
 .PHONY: all deps tree export kernel baseline initramfs run check \
-	check-patches check-guest check-e2e bench check-bench clean distclean help
+	check-patches check-guest check-e2e bench check-bench clean distclean help \
+	check-debug soak
 
 all: kernel initramfs
 
@@ -61,6 +62,25 @@ bench: kernel baseline initramfs
 # Every benchmark scenario once at a tiny size: proves it works, times nothing.
 check-bench: kernel baseline initramfs
 	@BENCH_QUICK=1 python3 bench/run.py
+
+# The debug kernel (configs/debug.config: lockdep, KASAN, DEBUG_VM,
+# DEBUG_PAGEALLOC, kmemleak, hung tasks, fault injection) and the
+# reliability scenarios on it (tests/reliability/).  check-debug runs
+# short versions; soak runs long ones (SOAK_SECONDS per timed scenario,
+# SOAK_CYCLES removal cycles) and ends with duration, pages verified,
+# faults injected and bad pages.
+check-debug: tree initramfs
+	@$(H)/build-debug-kernel.sh >/dev/null
+	@tests/reliability/run-all.sh
+SOAK_SECONDS ?= 600
+SOAK_CYCLES ?= 100
+soak: tree initramfs
+	@$(H)/build-debug-kernel.sh >/dev/null
+	@CHURN_SECONDS=$(SOAK_SECONDS) FAULTS_SECONDS=$(SOAK_SECONDS) \
+		FAULTS_MIGRATIONS=$$(( $(SOAK_SECONDS) / 60 )) \
+		OOM_PRESSURE_SECONDS=$$(( $(SOAK_SECONDS) / 4 )) \
+		REMOVAL_CYCLES=$(SOAK_CYCLES) RELIABILITY_TIMEOUT=$$(( $(SOAK_SECONDS) * 3 + 3600 )) \
+		tests/reliability/run-all.sh
 
 # Build outputs only; the tree (and any unexported work in it) stays.
 clean:

@@ -1,0 +1,247 @@
+"""Shared helpers of the reliability scenarios (tests/reliability/).
+
+The scenarios print TAP through tests/e2e/lib.py and boot the debug kernel
+(build/debug-kernel, configs/debug.config) unless KERNEL says otherwise.
+Every VM gets ``DEBUG_APPEND`` on its command line: DEBUG_PAGEALLOC on and
+the hung-task detector at 20 s.
+
+What a scenario asserts about the kernel itself comes from here:
+
+- :func:`reports`: the console lines that are kernel reports (BUG, WARNING,
+  KASAN, lockdep, RCU, hung task, soft lockup, Oops); none is expected.
+- :func:`kmemleak_start` / :func:`kmemleak_leaks`: boot-time suspects are
+  cleared at the start; at the end two scans (kmemleak reports an object
+  only once it is 5 s old and unreferenced in a scan) list the new ones.
+- :func:`check_counters`: the driver's debugfs counters agree with each
+  other and with QEMU's query-balloon.
+- :class:`Faults`: fail_page_alloc and failslab through debugfs.
+
+Numbers for the soak summary are printed as ``# soak: name value`` lines,
+which run-all.sh adds up.
+"""
+
+import os
+import re
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+TOP = os.path.dirname(os.path.dirname(HERE))
+sys.path.insert(0, os.path.join(TOP, "tests/e2e"))
+os.environ.setdefault("KERNEL", os.path.join(TOP, "build/debug-kernel/arch/x86/boot/bzImage"))
+
+import lib  # noqa: E402  (tests/e2e/lib.py, found through the path above)
+from lib import MiB, check  # noqa: E402,F401
+import vm as vmmod  # noqa: E402
+
+DEBUG_APPEND = "debug_pagealloc=on"
+# A debug kernel under TCG boots in tens of seconds, not 2.
+BOOT_TIMEOUT = 240.0
+# Console lines that are kernel reports.  "BUG:" covers KASAN ("BUG:
+# KASAN: ..."), DEBUG_ATOMIC_SLEEP ("BUG: sleeping function called from
+# invalid context"), bad page state and page faults; lockdep's reports
+# are "WARNING: possible circular locking dependency detected" and the
+# like, plus "INFO: ..." lines.
+REPORT = re.compile(
+    r"BUG:|WARNING:|kernel BUG at|Oops|general protection fault|"
+    r"possible circular locking|possible recursive locking|inconsistent lock state|"
+    r"suspicious RCU usage|INFO: task .* blocked for more than|"
+    r"INFO: rcu_\w+ (self-)?detected stall|soft lockup|"
+    r"DEBUG_LOCKS_WARN_ON|list_add corruption|list_del corruption|"
+    r"Kernel panic|unreferenced object")
+OOM_KILL = re.compile(r"Out of memory: Killed process|oom-kill:|Memory cgroup out of memory")
+COUNTERS_TIMEOUT = 30.0
+
+
+def VM(**kwargs):
+    """A :class:`vm.VM` with the debug command line and boot timeout."""
+    kwargs["append"] = (DEBUG_APPEND + " " + kwargs.get("append", "")).strip()
+    kwargs.setdefault("boot_timeout", BOOT_TIMEOUT)
+    return vmmod.VM(**kwargs)
+
+
+def reports(vm):
+    """Kernel report lines on the console, with two lines of context each."""
+    lines = vm.console_text().splitlines()
+    out = []
+    for i, line in enumerate(lines):
+        if REPORT.search(line):
+            out.append("\n".join(lines[i:i + 3]))
+    return out
+
+
+def assert_clean_console(tap, vm):
+    """No BUG/WARNING/KASAN/lockdep/hung-task report on the console."""
+    found = reports(vm)
+    for r in found[:5]:
+        tap.diag("console: " + r)
+    check.assertEqual(len(found), 0, f"{len(found)} kernel report(s) on the console")
+
+
+def oom_kills(vm):
+    """OOM kills on the console (the kernel prints them there)."""
+    return [line for line in vm.console_text().splitlines() if OOM_KILL.search(line)]
+
+
+# ---- kmemleak ------------------------------------------------------------
+
+KMEMLEAK = "/sys/kernel/debug/kmemleak"
+
+
+def kmemleak_start(vm):
+    """Scan once and forget every suspect from boot and setup.
+
+    Returns None, or why kmemleak cannot be used (for a TAP SKIP)."""
+    if vm.sh(f"[ -w {KMEMLEAK} ]")[0]:
+        return f"the guest kernel has no kmemleak ({KMEMLEAK})"
+    vm.sh_ok(f"echo scan > {KMEMLEAK}", timeout=300)
+    vm.sh_ok(f"echo clear > {KMEMLEAK}")
+    return None
+
+
+def kmemleak_leaks(vm):
+    """Suspected leaks since :func:`kmemleak_start`: a list of report blocks."""
+    for _ in range(2):
+        time.sleep(6)  # objects younger than 5 s are never reported
+        vm.sh_ok(f"echo scan > {KMEMLEAK}", timeout=300)
+    text = vm.sh_ok(f"cat {KMEMLEAK}", timeout=60)
+    return [b for b in re.split(r"(?m)^(?=unreferenced object)", text) if b.strip()]
+
+
+def leak_case(tap, vm, desc, skip_reason):
+    """The TAP case "kmemleak: no new suspected leak" (SKIP without kmemleak)."""
+    if skip_reason:
+        tap.skip(desc, skip_reason)
+        return
+    with tap.case(desc):
+        leaks = kmemleak_leaks(vm)
+        for block in leaks[:3]:
+            tap.diag("kmemleak: " + block)
+        check.assertEqual(len(leaks), 0, f"{len(leaks)} suspected leak(s) in {KMEMLEAK}")
+
+
+# ---- the driver's counters -----------------------------------------------
+
+def counters(vm):
+    c = vm.balloon_counters()
+    if c is None:
+        raise vmmod.VMError("the balloon driver has no debugfs counters (not the project's?)")
+    return c
+
+
+def check_counters(tap, vm):
+    """With no resize running: inflated - deflated == balloon_pages, and
+    RAM - balloon_pages * 4 KiB == query-balloon actual.  Waits up to
+    COUNTERS_TIMEOUT s for a resize still under way to finish; returns
+    the counters."""
+    deadline = time.monotonic() + COUNTERS_TIMEOUT
+    while True:
+        c = counters(vm)
+        actual = vm.actual()
+        settled = (c["inflated_pages"] - c["deflated_pages"] == c["balloon_pages"]
+                   and vm.mem_mib * MiB - c["balloon_pages"] * 4096 == actual)
+        if settled or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    tap.diag("counters: " + " ".join(f"{k} {v}" for k, v in c.items()))
+    check.assertEqual(c["inflated_pages"] - c["deflated_pages"], c["balloon_pages"],
+                      "inflated_pages - deflated_pages != balloon_pages")
+    check.assertEqual(vm.mem_mib * MiB - c["balloon_pages"] * 4096, actual,
+                      "RAM - balloon_pages * 4 KiB != query-balloon actual")
+    return c
+
+
+def converge(vm, target_mib, timeout=120.0):
+    """Set the target and wait for query-balloon to reach it; return actual."""
+    vm.set_target(target_mib * MiB)
+    return vm.wait_actual(target_mib * MiB, timeout=timeout)
+
+
+# ---- working set -----------------------------------------------------------
+
+def workset_start(vm, mib, rate=1000, name="/tmp/workset", holes=False):
+    """Start guest/workset in the background; return its page count."""
+    out = vm.sh_ok(f"workset start -r {rate} -f {name} {'-H ' if holes else ''}{mib}",
+                   timeout=300)
+    m = re.search(r"pages (\d+)", out)
+    if not m:
+        raise vmmod.VMError(f"workset start: {out!r}")
+    return int(m.group(1))
+
+
+def workset_check(vm, name="/tmp/workset"):
+    """Stop the background set, return ``(rc, {pages, verified, rewritten, bad}, output)``."""
+    rc, out = vm.sh(f"workset check -f {name} -t 600", timeout=660)
+    m = re.search(r"pages (\d+) verified (\d+) rewritten (\d+) bad (\d+)", out)
+    nums = dict(zip(("pages", "verified", "rewritten", "bad"),
+                    map(int, m.groups()))) if m else None
+    return rc, nums, out
+
+
+def soak(name, value):
+    """A number for run-all.sh's soak summary."""
+    print(f"# soak: {name} {value}", flush=True)
+
+
+# ---- fault injection -------------------------------------------------------
+
+class Faults:
+    """fail_page_alloc and failslab, limited to kernel workers.
+
+    The balloon's resize, free and reporting work, and its free page
+    hinting, all run in kworkers; task-filter limits the failures to tasks
+    with /proc/PID/make-it-fail set, and :meth:`mark_workers` sets it on
+    every kworker (new ones are marked on each call).  ignore-gfp-wait and
+    ignore-gfp-highmem are off: the balloon's page allocations may sleep
+    and are highmem-movable.  ``times`` counts down on every injected
+    failure, which is how :meth:`injected` counts them.
+    """
+
+    KINDS = ("fail_page_alloc", "failslab")
+    TIMES = 1000000
+
+    def __init__(self, vm, probability=10):
+        self.vm = vm
+        self.probability = probability
+        self.counted = {k: 0 for k in self.KINDS}
+
+    def _set(self, kind, name, value):
+        self.vm.sh_ok(f"echo {value} > /sys/kernel/debug/{kind}/{name}")
+
+    def available(self):
+        rc, _ = self.vm.sh("[ -d /sys/kernel/debug/fail_page_alloc ] && "
+                           "[ -d /sys/kernel/debug/failslab ] && [ -e /proc/1/make-it-fail ]")
+        return rc == 0
+
+    def mark_workers(self):
+        self.vm.sh_ok("for d in /proc/[0-9]*; do case \"$(cat $d/comm 2>/dev/null)\" in "
+                      "kworker*) echo 1 > $d/make-it-fail 2>/dev/null;; esac; done; true")
+
+    def start(self):
+        for kind in self.KINDS:
+            self._set(kind, "task-filter", "Y")
+            self._set(kind, "ignore-gfp-wait", "N")
+            self._set(kind, "verbose", 0)
+            self._set(kind, "interval", 1)
+            self._set(kind, "space", 0)
+            self._set(kind, "times", self.TIMES)
+            self._set(kind, "probability", self.probability)
+        self._set("fail_page_alloc", "ignore-gfp-highmem", "N")
+        self._set("fail_page_alloc", "min-order", 0)
+        self.mark_workers()
+
+    def stop(self):
+        """Stop injecting; return the failures injected so far, by kind."""
+        for kind in self.KINDS:
+            self._set(kind, "probability", 0)
+        return self.injected()
+
+    def injected(self):
+        for kind in self.KINDS:
+            left = int(self.vm.sh_ok(f"cat /sys/kernel/debug/{kind}/times"))
+            self.counted[kind] = self.TIMES - left
+        return dict(self.counted)
+
+
+def run(main, plan):
+    lib.run(main, plan)

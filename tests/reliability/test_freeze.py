@@ -1,0 +1,86 @@
+#!/usr/bin/env python3
+"""Freeze: the balloon survives suspend to idle with its target honoured.
+
+The guest inflates to FREEZE_TARGET1_MIB, starts a working set, arms the
+CMOS RTC alarm (/sys/class/rtc/rtc0/wakealarm) FREEZE_WAKE_S seconds
+ahead and writes ``freeze`` to /sys/power/state.  While it sleeps, the
+host changes the target to FREEZE_TARGET2_MIB (a config change during
+freeze).  After the RTC wakes it: the console shows the s2idle entry and
+exit, the balloon reaches the new target exactly, the counters agree
+with query-balloon, the working set has 0 bad pages, and the console has
+no kernel report.
+
+SKIP when the guest kernel cannot suspend to idle (no "freeze" in
+/sys/power/state, no RTC alarm) or the write fails.
+"""
+
+import threading
+import time
+
+import rlib
+from rlib import MiB, check, lib
+
+GUEST_MIB = lib.env_int("FREEZE_GUEST_MIB", 768)
+TARGET1_MIB = lib.env_int("FREEZE_TARGET1_MIB", 512)
+TARGET2_MIB = lib.env_int("FREEZE_TARGET2_MIB", 384)
+WAKE_S = lib.env_int("FREEZE_WAKE_S", 10)
+RTC = "/sys/class/rtc/rtc0"
+
+
+def main(tap):
+    with rlib.VM(mem_mib=GUEST_MIB, name="freeze", free_page_reporting=True) as vm:
+        rc, states = vm.sh("cat /sys/power/state")
+        if rc or "freeze" not in states.split():
+            tap.skip_rest(f"guest cannot suspend to idle (/sys/power/state: {states!r})")
+            return
+        if vm.sh(f"[ -e {RTC}/wakealarm ]")[0]:
+            tap.skip_rest(f"no RTC wake alarm in the guest ({RTC}/wakealarm)")
+            return
+
+        with tap.case(f"inflate to {TARGET1_MIB} MiB before the freeze"):
+            check.assertEqual(rlib.converge(vm, TARGET1_MIB), TARGET1_MIB * MiB)
+        rlib.workset_start(vm, 64)
+
+        result = {}
+
+        def freeze():
+            result["sh"] = vm.sh(f"echo 0 > {RTC}/wakealarm; echo +{WAKE_S} > {RTC}/wakealarm; "
+                                 "echo freeze > /sys/power/state", timeout=WAKE_S + 120)
+
+        thread = threading.Thread(target=freeze)
+        thread.start()
+        try:
+            vm.wait_console(r"PM: suspend entry \(s2idle\)", timeout=60)
+            entered = True
+        except rlib.vmmod.VMError:
+            entered = False
+        if entered:
+            vm.set_target(TARGET2_MIB * MiB)
+        thread.join()
+        rc, out = result.get("sh", (None, "no answer"))
+        resumed = "PM: suspend exit" in vm.console_text()
+        tap.diag(f"freeze: rc {rc} {out!r}; entered {entered}, resumed {resumed}")
+        if rc != 0 or not entered or not resumed:
+            tap.skip_rest(f"guest did not suspend and resume to idle under this QEMU "
+                          f"(echo freeze: rc {rc} {out!r}, entry seen {entered}, "
+                          f"exit seen {resumed})")
+            return
+
+        with tap.case(f"resumed: the target set during the freeze ({TARGET2_MIB} MiB) is "
+                      "reached exactly; counters consistent"):
+            actual = vm.wait_actual(TARGET2_MIB * MiB, timeout=120)
+            check.assertEqual(actual, TARGET2_MIB * MiB)
+            rlib.check_counters(tap, vm)
+
+        with tap.case("working set across the freeze: 0 bad pages"):
+            rc, nums, out = rlib.workset_check(vm)
+            tap.diag(f"workset: {out}")
+            check.assertIsNotNone(nums, "no verdict from workset check")
+            check.assertEqual((rc, nums["bad"]), (0, 0))
+
+        with tap.case("console: no BUG/WARNING/KASAN/lockdep/hung task report"):
+            rlib.assert_clean_console(tap, vm)
+
+
+if __name__ == "__main__":
+    rlib.run(main, plan=4)

@@ -1,0 +1,120 @@
+#!/usr/bin/env python3
+"""OOM: with deflate-on-oom the balloon gives memory back before anything is killed.
+
+1. Overcommit: the balloon holds OOM_BALLOON_MIB of an OOM_GUEST_MIB guest;
+   a working set (guest/workset run) of the free memory plus
+   OOM_OVER_MIB is allocated, rewritten and verified.  It must finish
+   with 0 bad pages, without an OOM kill, the balloon must have
+   deflated by at least OOM_OVER_MIB (query-balloon) and the driver must
+   count OOM deflates.
+2. Inflate under pressure: a background working set holds all but
+   OOM_SPARE_MIB of the free memory, then the target is set to
+   OOM_PRESSURE_TARGET_MIB (nearly all RAM into the balloon) for
+   OOM_PRESSURE_SECONDS (longer than the 20 s hung-task timeout).  The
+   inflate takes what it can and backs off: the guest answers the agent
+   throughout, the hung-task detector stays silent, nothing is OOM-killed,
+   the set ends with 0 bad pages, and once the target is lifted the
+   balloon deflates to the full RAM exactly.
+
+Both end with the console free of kernel reports and the counters
+consistent with query-balloon.
+"""
+
+import re
+import time
+
+import rlib
+from rlib import MiB, check, lib
+
+GUEST_MIB = lib.env_int("OOM_GUEST_MIB", 768)
+BALLOON_MIB = lib.env_int("OOM_BALLOON_MIB", 256)
+OVER_MIB = lib.env_int("OOM_OVER_MIB", 64)
+SPARE_MIB = lib.env_int("OOM_SPARE_MIB", 48)
+PRESSURE_TARGET_MIB = lib.env_int("OOM_PRESSURE_TARGET_MIB", 16)
+PRESSURE_SECONDS = lib.env_float("OOM_PRESSURE_SECONDS", 45)
+
+
+def free_mib(vm):
+    m = vm.meminfo()
+    return m["MemFree"] // 1024
+
+
+def overcommit(tap):
+    with rlib.VM(mem_mib=GUEST_MIB, name="oom", deflate_on_oom=True) as vm:
+        with tap.case(f"overcommit: inflate {BALLOON_MIB} MiB: query-balloon reaches the target"):
+            target = GUEST_MIB - BALLOON_MIB
+            check.assertEqual(rlib.converge(vm, target), target * MiB)
+
+        with tap.case(f"overcommit: a working set of free memory + {OVER_MIB} MiB runs "
+                      "with 0 bad pages, no OOM kill, the balloon deflated"):
+            size = free_mib(vm) + OVER_MIB
+            rc, out = vm.sh(f"workset run -r 2000 {size} 10", timeout=600)
+            actual = vm.actual()
+            c = rlib.counters(vm)
+            tap.diag(f"workset run {size} MiB: rc {rc}: {out}")
+            tap.diag(f"actual {actual / MiB:.0f} MiB; oom_deflates {c['oom_deflates']}, "
+                     f"oom_pages {c['oom_pages']}")
+            m = re.search(r"verified (\d+) .* bad (\d+)", out)
+            if m:
+                rlib.soak("pages_verified", int(m.group(1)))
+                rlib.soak("bad_pages", int(m.group(2)))
+            check.assertEqual(rlib.oom_kills(vm), [])
+            check.assertEqual(rc, 0)
+            check.assertIsNotNone(m, "no verdict from workset")
+            check.assertGreaterEqual(actual - target * MiB, OVER_MIB * MiB)
+            check.assertGreater(c["oom_deflates"], 0)
+
+        with tap.case("overcommit: counters consistent, console clean"):
+            rlib.check_counters(tap, vm)
+            rlib.assert_clean_console(tap, vm)
+
+
+def pressure(tap):
+    with rlib.VM(mem_mib=GUEST_MIB, name="oom-pressure", deflate_on_oom=True) as vm:
+        hold = free_mib(vm) - SPARE_MIB
+        rlib.workset_start(vm, hold, rate=500)
+        tap.diag(f"working set of {hold} MiB holds all but {SPARE_MIB} MiB of free memory")
+
+        with tap.case(f"pressure: target {PRESSURE_TARGET_MIB} MiB for {PRESSURE_SECONDS:.0f} s: "
+                      "the guest answers throughout, the inflate takes memory and backs off"):
+            c0 = rlib.counters(vm)
+            vm.set_target(PRESSURE_TARGET_MIB * MiB)
+            end = time.monotonic() + PRESSURE_SECONDS
+            answers = 0
+            lowest = GUEST_MIB * MiB
+            while time.monotonic() < end:
+                # Every command must answer: a livelocked guest times out here.
+                vm.sh_ok("cat /proc/loadavg", timeout=60)
+                answers += 1
+                lowest = min(lowest, vm.actual())
+                time.sleep(1)
+            c1 = rlib.counters(vm)
+            delta = {k: c1[k] - c0[k] for k in ("inflated_pages", "deflated_pages",
+                                                "alloc_failures", "oom_deflates")}
+            tap.diag(f"{answers} agent answers; lowest actual {lowest / MiB:.0f} MiB; {delta}")
+            check.assertLess(lowest, GUEST_MIB * MiB, "the inflate made no progress")
+
+        with tap.case("pressure: no OOM kill, no hung task, working set 0 bad pages"):
+            kills = rlib.oom_kills(vm)
+            rc, nums, out = rlib.workset_check(vm)
+            tap.diag(f"workset: {out}")
+            check.assertEqual(kills, [])
+            check.assertIsNotNone(nums, "no verdict from workset check")
+            rlib.soak("pages_verified", nums["verified"])
+            rlib.soak("bad_pages", nums["bad"])
+            check.assertEqual((rc, nums["bad"]), (0, 0))
+
+        with tap.case("pressure: target lifted: back to the full RAM exactly, counters "
+                      "consistent, console clean"):
+            check.assertEqual(rlib.converge(vm, GUEST_MIB), GUEST_MIB * MiB)
+            rlib.check_counters(tap, vm)
+            rlib.assert_clean_console(tap, vm)
+
+
+def main(tap):
+    overcommit(tap)
+    pressure(tap)
+
+
+if __name__ == "__main__":
+    rlib.run(main, plan=6)

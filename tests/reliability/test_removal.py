@@ -1,0 +1,93 @@
+#!/usr/bin/env python3
+"""Removal: unbind/bind cycles with the balloon inflated and reporting active.
+
+The driver is unbound and bound again REMOVAL_CYCLES times
+(``/sys/bus/virtio/drivers/virtio_balloon/unbind`` and ``bind``) on a
+device with free page reporting, deflate-on-oom off (so the balloon
+leaves MemTotal), while the balloon holds REMOVAL_BALLOON_MIB.  Just
+before each unbind the guest dirties and frees 64 MiB, so reporting is
+at work when the driver goes away.
+
+Each cycle: after unbind, MemTotal is back exactly, free memory
+(MemFree plus the per-CPU lists) is back within REMOVAL_SLACK_MIB of
+its value before the first inflate, and query-balloon shows the full
+RAM; after bind the balloon inflates to the target again.  At the end:
+counters consistent, console free of reports, kmemleak clean.
+
+Environment (defaults): REMOVAL_GUEST_MIB (768), REMOVAL_BALLOON_MIB
+(256), REMOVAL_CYCLES (3; make soak uses 100), REMOVAL_SLACK_MIB (4).
+"""
+
+import time
+
+import rlib
+from rlib import MiB, check, lib
+
+GUEST_MIB = lib.env_int("REMOVAL_GUEST_MIB", 768)
+BALLOON_MIB = lib.env_int("REMOVAL_BALLOON_MIB", 256)
+CYCLES = lib.env_int("REMOVAL_CYCLES", 3)
+SLACK_KB = lib.env_int("REMOVAL_SLACK_MIB", 4) * 1024
+TARGET_MIB = GUEST_MIB - BALLOON_MIB
+DRIVER = "/sys/bus/virtio/drivers/virtio_balloon"
+
+
+def free_kib(vm):
+    """MemFree plus the per-CPU free lists, once two reads 0.5 s apart agree."""
+    last = None
+    for _ in range(20):
+        pcp = vm.sh_ok("awk '$1 == \"count:\" { n += $2 } END { print n + 0 }' /proc/zoneinfo")
+        free = vm.meminfo()["MemFree"] + int(pcp) * 4
+        if last is not None and abs(free - last) <= 256:
+            return free
+        last = free
+        time.sleep(0.5)
+    return last
+
+
+def main(tap):
+    with rlib.VM(mem_mib=GUEST_MIB, name="removal", free_page_reporting=True,
+                 deflate_on_oom=False) as vm:
+        dev = vm.balloon_device()
+        leak_skip = rlib.kmemleak_start(vm)
+        total0, free0 = vm.meminfo()["MemTotal"], free_kib(vm)
+        tap.diag(f"{dev}: MemTotal {total0} kB, free {free0} kB before the inflate")
+
+        with tap.case(f"inflate to {TARGET_MIB} MiB: query-balloon == target"):
+            check.assertEqual(rlib.converge(vm, TARGET_MIB), TARGET_MIB * MiB)
+
+        worst = 0
+        done = 0
+        with tap.case(f"{CYCLES} unbind/bind cycles: MemTotal exact, free memory within "
+                      f"{SLACK_KB // 1024} MiB, query-balloon == RAM after each unbind; "
+                      "the target again after each bind"):
+            for cycle in range(1, CYCLES + 1):
+                vm.sh_ok("balloon-mem fill 64", timeout=120)
+                vm.sh_ok(f"echo {dev} > {DRIVER}/unbind")
+                actual = vm.wait_actual(GUEST_MIB * MiB, timeout=60)
+                total, free = vm.meminfo()["MemTotal"], free_kib(vm)
+                worst = max(worst, abs(free - free0))
+                where = f"cycle {cycle}: "
+                check.assertEqual(actual, GUEST_MIB * MiB, where + "query-balloon after unbind")
+                check.assertEqual(total, total0, where + "MemTotal after unbind")
+                check.assertAlmostEqual(free, free0, delta=SLACK_KB,
+                                        msg=where + "free memory after unbind")
+                vm.sh_ok(f"echo {dev} > {DRIVER}/bind")
+                actual = vm.wait_actual(TARGET_MIB * MiB, timeout=120)
+                check.assertEqual(actual, TARGET_MIB * MiB, where + "query-balloon after bind")
+                done = cycle
+            tap.diag(f"{done} cycles; free memory after unbind at most {worst} kB from before")
+            rlib.soak("removal_cycles", done)
+
+        with tap.case("deflate to the full RAM: counters consistent, MemTotal exact"):
+            check.assertEqual(rlib.converge(vm, GUEST_MIB), GUEST_MIB * MiB)
+            rlib.check_counters(tap, vm)
+            check.assertEqual(vm.meminfo()["MemTotal"], total0)
+
+        with tap.case("console: no BUG/WARNING/KASAN/lockdep/hung task report"):
+            rlib.assert_clean_console(tap, vm)
+
+        rlib.leak_case(tap, vm, "kmemleak: no new suspected leak after the cycles", leak_skip)
+
+
+if __name__ == "__main__":
+    rlib.run(main, plan=5)
