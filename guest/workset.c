@@ -14,7 +14,8 @@
  *	FILE (default /tmp/workset) gets ".pid"; FILE itself holds
  *	"running pages N ..." (updated every second), then "done pages N ...".
  *	Bad pages are described in FILE.err.  -H ("holes"): allocate MIB
- *	MiB as 2 MiB aligned chunks (huge pages where THP allows), then
+ *	MiB as 2 MiB aligned chunks (huge pages when THP is "always"; a
+ *	kernel without madvise() cannot ask for them otherwise), then
  *	free every other chunk and keep the rest as the set: the guest's
  *	free memory is then in pieces of at most 2 MiB.
  *   workset status [-f FILE]
@@ -169,7 +170,7 @@ static void build(struct set *s, unsigned long mib, int holes)
 		/* 2 MiB aligned, so that each chunk can be one huge page. */
 		mem = map(len + CHUNK);
 		mem = (char *)(((uintptr_t)mem + CHUNK - 1) & ~(CHUNK - 1));
-		madvise(mem, len, MADV_HUGEPAGE);
+		madvise(mem, len, MADV_HUGEPAGE);	/* ENOSYS in the test guest */
 		/* Touch every chunk first, in order, so neighbours are allocated together. */
 		for (off = 0; off < len; off += PAGE)
 			mem[off] = 1;

@@ -2,8 +2,10 @@
 """Free page hinting when the guest's free memory is in blocks smaller than 4 MiB.
 
 The guest fills almost all of its free memory with ``workset start -H``
-(guest/workset.c): 2 MiB aligned chunks, huge pages where THP allows,
-touched in order, then every other chunk is freed and the rest kept as a
+(guest/workset.c): 2 MiB aligned chunks, huge pages (THP is set to
+always if the guest has it off, as Linux does under 512 MiB; the guest
+kernel has no madvise()), touched in order, then every other chunk is
+freed and the rest kept as a
 checksummed working set.  A freed chunk cannot merge with its pinned
 buddy, so about half of the guest's memory is free but dirty, in pieces
 of at most 2 MiB (order 9): none of it is a 4 MiB (MAX_PAGE_ORDER) block.
@@ -47,6 +49,10 @@ FRAG_MIN_SAVED = 0.5
 FRAG_MIN_BELOW_UPSTREAM = 0.25
 MAX_ORDER = 10  # x86-64 MAX_PAGE_ORDER: 4 MiB
 SET = "/tmp/frag"
+# workset -H needs huge pages to make 2 MiB holes; Linux turns THP off by
+# default in guests under 512 MiB.
+THP = "/sys/kernel/mm/transparent_hugepage/enabled"
+THP_ON = f"if grep -q '\\[never\\]' {THP}; then echo always >{THP}; fi"
 
 
 def small_free_kib(buddyinfo):
@@ -66,6 +72,7 @@ def run(tap, label, kernel, hint):
     with vm:
         free = vm.meminfo()["MemFree"] // 1024
         fill = free - SPARE_MIB
+        vm.sh_ok(THP_ON)
         out = vm.sh_ok(f"workset start -H -r 0 -f {SET} {fill}", timeout=300)
         pages = int(out.split()[-1])
         freed_kib = (fill // 2 * 2) * 1024 - pages * 4
