@@ -16,7 +16,6 @@ REPORTING_FILL_MIB (1536; 256), REPORTING_WINDOW_S (30; 8),
 REPORTING_SAMPLE_S (0.25).
 """
 
-import threading
 import time
 
 import benchlib
@@ -50,23 +49,8 @@ def run(kernel, params, say):
     with benchlib.guest(kernel, mem_mib=params["guest_mib"], free_page_reporting=True,
                         name="bench-reporting") as vm:
         rss0 = vm.qemu_rss_kib()
-        # Peak RSS while the fill runs: a fast reporter gives memory back
-        # before the fill command has returned.
-        peak, done = [rss0], threading.Event()
-
-        def sample():
-            while not done.is_set():
-                peak[0] = max(peak[0], vm.qemu_rss_kib())
-                time.sleep(0.1)
-
-        sampler = threading.Thread(target=sample)
-        sampler.start()
-        try:
-            vm.sh_ok(f"balloon-mem fill {params['fill_mib']}", timeout=600)
-        finally:
-            done.set()
-            sampler.join()
-        rss_fill = peak[0]
+        # A fast reporter gives memory back before the fill has returned.
+        _, rss_fill = vm.sh_ok_rss_peak(f"balloon-mem fill {params['fill_mib']}", timeout=600)
         start = time.monotonic()
         series = []
         while True:

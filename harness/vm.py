@@ -27,6 +27,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 from qmp import QMP, LineSocket, QMPError
@@ -479,6 +480,29 @@ class VM:
     def qemu_rss_kib(self):
         """QEMU's resident set size (``VmRSS``) in KiB."""
         return _status_kib(self.proc.pid, "VmRSS")
+
+    def sh_ok_rss_peak(self, cmd, timeout=60.0, interval=0.1):
+        """Run ``cmd`` like :meth:`sh_ok` while sampling QEMU's RSS.
+
+        Returns ``(output, peak RSS in KiB)``: what the command made
+        resident at its highest, even if the guest gave it back before
+        the command returned (free page reporting can be that fast).
+        """
+        peak = [self.qemu_rss_kib()]
+        done = threading.Event()
+
+        def sample():
+            while not done.wait(interval):
+                peak[0] = max(peak[0], self.qemu_rss_kib())
+
+        sampler = threading.Thread(target=sample)
+        sampler.start()
+        try:
+            out = self.sh_ok(cmd, timeout=timeout)
+        finally:
+            done.set()
+            sampler.join()
+        return out, max(peak[0], self.qemu_rss_kib())
 
 
 class IncomingVM(VM):

@@ -14,7 +14,6 @@ Environment (defaults): FPR_GUEST_MIB (2048), FPR_FILL_MIB (1536),
 FPR_MIN_FRACTION (0.9), FPR_TIMEOUT (40), FPR_OFF_WINDOW (10).
 """
 
-import threading
 import time
 
 import lib
@@ -45,25 +44,11 @@ def fill(tap, vm):
     that the fill populated host memory at all.
     """
     rss0 = vm.qemu_rss_kib()
-    peak = [rss0]
-    done = threading.Event()
-
-    def sample():
-        while not done.is_set():
-            peak[0] = max(peak[0], vm.qemu_rss_kib())
-            time.sleep(0.1)
-
-    sampler = threading.Thread(target=sample)
-    sampler.start()
     start = time.monotonic()
-    try:
-        vm.sh_ok(f"balloon-mem fill {FILL_MIB}", timeout=300)
-    finally:
-        done.set()
-        sampler.join()
+    _, peak = vm.sh_ok_rss_peak(f"balloon-mem fill {FILL_MIB}", timeout=300)
     tap.diag(f"fill {FILL_MIB} MiB took {time.monotonic() - start:.1f} s; "
-             f"QEMU RSS {rss0 // 1024} -> peak {peak[0] // 1024} MiB")
-    return rss0, peak[0]
+             f"QEMU RSS {rss0 // 1024} -> peak {peak // 1024} MiB")
+    return rss0, peak
 
 
 def released(vm, rss0):

@@ -91,14 +91,14 @@ def main():
         n += 1
         if status == "PASS":
             print(f"ok {n} - {name}")
-        elif status == "SKIPPED":
+        elif status in ("SKIP", "SKIPPED"):
             print(f"ok {n} - {name} # SKIP")
         else:
             print(f"not ok {n} - {name} ({status})")
     for problem in problems:
         n += 1
         print(f"not ok {n} - {problem}")
-    return 1 if problems or any(s not in ("PASS", "SKIPPED") for _, s in results) else 0
+    return 1 if problems or any(s not in ("PASS", "SKIP", "SKIPPED") for _, s in results) else 0
 
 
 if __name__ == "__main__":
