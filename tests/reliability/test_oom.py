@@ -74,6 +74,7 @@ def pressure(tap):
         hold = free_mib(vm) - SPARE_MIB
         rlib.workset_start(vm, hold, rate=500)
         tap.diag(f"working set of {hold} MiB holds all but {SPARE_MIB} MiB of free memory")
+        timeline = []
 
         with tap.case(f"pressure: target {PRESSURE_TARGET_MIB} MiB for {PRESSURE_SECONDS:.0f} s: "
                       "the guest answers throughout, the inflate takes memory and backs off"):
@@ -82,11 +83,17 @@ def pressure(tap):
             end = time.monotonic() + PRESSURE_SECONDS
             answers = 0
             lowest = GUEST_MIB * MiB
+            start = time.monotonic()
             while time.monotonic() < end:
                 # Every command must answer: a livelocked guest times out here.
                 vm.sh_ok("cat /proc/loadavg", timeout=60)
                 answers += 1
-                lowest = min(lowest, vm.actual())
+                actual = vm.actual()
+                lowest = min(lowest, actual)
+                c = rlib.counters(vm)
+                timeline.append(f"{time.monotonic() - start:5.1f} s: actual {actual // MiB} MiB, "
+                                f"balloon_pages {c['balloon_pages']}, oom_deflates "
+                                f"{c['oom_deflates']}, OOM kills {len(rlib.oom_kills(vm))}")
                 time.sleep(1)
             c1 = rlib.counters(vm)
             delta = {k: c1[k] - c0[k] for k in ("inflated_pages", "deflated_pages",
@@ -98,6 +105,8 @@ def pressure(tap):
             kills = rlib.oom_kills(vm)
             rc, nums, out = rlib.workset_check(vm)
             tap.diag(f"workset: {out}")
+            if kills:
+                tap.diag("\n".join(["once a second:"] + timeline + ["console:"] + kills))
             check.assertEqual(kills, [])
             check.assertIsNotNone(nums, "no verdict from workset check")
             rlib.soak("pages_verified", nums["verified"])
