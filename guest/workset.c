@@ -106,6 +106,21 @@ static void write_page(struct set *s, unsigned long i)
 	w[PAGE_WORDS - 1] = checksum(w);
 }
 
+/* Guest-physical frame of @addr from /proc/self/pagemap; 0 if unknown. */
+static unsigned long long pfn_of(const void *addr)
+{
+	uint64_t entry = 0;
+	int fd = open("/proc/self/pagemap", O_RDONLY);
+
+	if (fd < 0)
+		return 0;
+	if (pread(fd, &entry, sizeof(entry), (uintptr_t)addr / PAGE * sizeof(entry)) !=
+	    sizeof(entry))
+		entry = 0;
+	close(fd);
+	return (entry >> 63) ? entry & ((1ULL << 55) - 1) : 0;
+}
+
 static void verify_page(struct set *s, unsigned long i)
 {
 	const uint64_t *w = s->page[i];
@@ -124,10 +139,10 @@ static void verify_page(struct set *s, unsigned long i)
 	if (!wrong)
 		return;
 	if (s->bad++ < MAX_BAD_REPORTS)
-		fprintf(s->err, "bad page %lu at %p: expected gen %u, found index %llu gen %llu, "
-			"%u wrong words (first pattern word %u: %#llx)\n", i, (void *)w,
-			s->gen[i], (unsigned long long)w[0], (unsigned long long)w[1], wrong,
-			first, (unsigned long long)w[first]);
+		fprintf(s->err, "bad page %lu at %p (pfn %#llx): expected gen %u, found index %llu "
+			"gen %llu, %u wrong words (first pattern word %u: %#llx)\n", i, (void *)w,
+			pfn_of(w), s->gen[i], (unsigned long long)w[0], (unsigned long long)w[1],
+			wrong, first, (unsigned long long)w[first]);
 	fflush(s->err);
 	s->gen[i]++;
 	write_page(s, i);
