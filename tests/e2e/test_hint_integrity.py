@@ -32,13 +32,28 @@ consistent, that hinted blocks come back to the guest intact and usable,
 and that no block the driver isolated was handed out twice (a double
 use shows up as bad pages).
 
-Measured (TCG, 1 GiB guest, fill 640 MiB, set 128 MiB, churn 32 MiB, 64 MiB/s):
-see the ``#`` diagnostics; project and upstream both pass, upstream
-needing its shrinker to give held blocks back to the churn.
+Measured (TCG, QEMU 7.2, 1 GiB guest, fill 640 MiB, set 128 MiB, churn
+32 MiB, 64 MiB/s; 2026-11-22): about 200-260 MiB sent in 2-3 s, 2-5
+syncs, the project's driver held its full 128 MiB budget.  The upstream
+kernel passed 11 runs of 11 (5 hint on, 6 hint off).  The project kernel
+(#21, series at "virtio_balloon: hint free pages in bounded batches")
+failed about one run in three, hint on and off alike:
+- hint on, 2 of 8: one workset page on the destination held the previous
+  generation of its data, intact (a write lost in the migration), e.g.
+  "expected gen 3, found index 15619 gen 2";
+- hint on, 2 of 8: the destination's MemFree stayed about 90 MiB short:
+  a batch the source's device had not used before the switch-over is
+  never used on the destination, so the driver never gives it back;
+- hint off, 3 of 11 (1 of them with kunit.enable=0): the destination
+  guest panicked soon after resuming (a poisoned per-CPU free list in
+  __rmqueue_pcplist, or a jump to a NULL function pointer).
+The same workload without a migration passed 4 runs of 4.  The lost
+write and the panics are therefore not caused by hinting alone.
 
 Environment (defaults): INTEGRITY_GUEST_MIB (1024), INTEGRITY_FILL_MIB
 (640), INTEGRITY_SET_MIB (128), INTEGRITY_CHURN_MIB (32), INTEGRITY_RATE
-(1000), INTEGRITY_MAX_BANDWIDTH (bytes/s, 64 MiB/s).
+(1000), INTEGRITY_MAX_BANDWIDTH (bytes/s, 64 MiB/s), INTEGRITY_HINT (1; 0
+for the control run with free-page-hint=off).
 """
 
 import time
@@ -52,6 +67,9 @@ FILL_MIB = lib.env_int("INTEGRITY_FILL_MIB", 640)
 SET_MIB = lib.env_int("INTEGRITY_SET_MIB", 128)
 CHURN_MIB = lib.env_int("INTEGRITY_CHURN_MIB", 32)
 RATE = lib.env_int("INTEGRITY_RATE", 1000)
+# INTEGRITY_HINT=0 runs the same with free-page-hint=off: the control run
+# that tells a hinting bug from anything else in the migration.
+HINT = lib.env_int("INTEGRITY_HINT", 1) != 0
 FREE_PAGE_VQ = 3  # QEMU numbering: inflate, deflate, stats, free_page_vq
 # Lets the final stop-and-copy happen even on a slow, shared host.
 DOWNTIME_LIMIT_MS = 2000
@@ -93,7 +111,7 @@ def wait_memfree(vm, at_least_kb, timeout):
 def main(tap):
     tap.diag(f"guest {GUEST_MIB} MiB, fill {FILL_MIB} MiB, set {SET_MIB} MiB at {RATE} pages/s, "
              f"churn {CHURN_MIB} MiB")
-    with VM(mem_mib=GUEST_MIB, free_page_hint=True, name="integ-src") as src, \
+    with VM(mem_mib=GUEST_MIB, free_page_hint=HINT, name="integ-src") as src, \
             IncomingVM(src, name="integ-dst") as dst:
         src.sh_ok(f"balloon-mem fill {FILL_MIB}", timeout=300)
         tap.diag(src.sh_ok(f"workset start -r {RATE} -f {SET} {SET_MIB}", timeout=120))
@@ -106,7 +124,7 @@ def main(tap):
         info = src.migrate(dst.uri, max_bandwidth=MAX_BANDWIDTH,
                            downtime_limit=DOWNTIME_LIMIT_MS)
         took = time.monotonic() - start
-        used = src.queue_status(FREE_PAGE_VQ)["used-idx"]
+        used = src.queue_status(FREE_PAGE_VQ)["used-idx"] if HINT else None
         dinfo = dst.resume() if info["status"] == "completed" else {}
         src.quit()  # paused in postmigrate: its agent cannot answer
         counters = dst.balloon_counters() if dinfo else None
@@ -119,7 +137,8 @@ def main(tap):
         with tap.case("migration to a second QEMU (-incoming tcp) completes, with hints "
                       "sent while the working set changed (free_page_vq used-idx > 2)"):
             check.assertEqual(info["status"], "completed")
-            check.assertGreater(used, 2)
+            if HINT:
+                check.assertGreater(used, 2)
 
         with tap.case("destination: the working set verifies every page (bad 0) and kept "
                       "changing across the migration"):
