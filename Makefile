@@ -71,7 +71,8 @@ check-bench: kernel baseline initramfs
 # faults injected and bad pages.
 check-debug: tree initramfs
 	@$(H)/build-debug-kernel.sh >/dev/null
-	@tests/reliability/run-all.sh
+	@CHURN_SECONDS=20 FAULTS_SECONDS=20 OOM_PRESSURE_SECONDS=25 REMOVAL_CYCLES=3 \
+		tests/reliability/run-all.sh
 SOAK_SECONDS ?= 600
 SOAK_CYCLES ?= 100
 soak: tree initramfs

@@ -2,8 +2,9 @@
 
 The scenarios print TAP through tests/e2e/lib.py and boot the debug kernel
 (build/debug-kernel, configs/debug.config) unless KERNEL says otherwise.
-Every VM gets ``DEBUG_APPEND`` on its command line: DEBUG_PAGEALLOC on and
-the hung-task detector at 20 s.
+Every VM gets ``DEBUG_APPEND`` on its command line: DEBUG_PAGEALLOC on
+and PCI interrupts routed without ACPI (see below); the hung-task
+detector's 20 s timeout is the debug config's default.
 
 What a scenario asserts about the kernel itself comes from here:
 

@@ -36,7 +36,7 @@ for t in "$@"; do
 	name=$(basename "$t" .py)
 	start=$(date +%s)
 	{ timeout -k 10 "$limit" python3 "$t" </dev/null 2>&1; echo $? >"$status"; } |
-		tee -a "$log" | sed 's/^/    /'
+		tee -a "$log" | awk '{ print "    " $0; fflush() }'
 	rc=$(cat "$status")
 	[ "$rc" = 124 ] && echo "    # $name: killed after $limit s"
 	if [ "$rc" = 0 ]; then

@@ -33,7 +33,7 @@ LOW_MIB = lib.env_int("FAULTS_LOW_MIB", 640)
 SECONDS = lib.env_float("FAULTS_SECONDS", 40)
 PROBABILITY = lib.env_int("FAULTS_PROBABILITY", 10)
 MIGRATIONS = lib.env_int("FAULTS_MIGRATIONS", 1)
-STEP_TIMEOUT = 15.0
+STEP_TIMEOUT = 5.0
 
 
 def main(tap):
