@@ -35,7 +35,9 @@ use shows up as bad pages).
 Measured (TCG, QEMU 7.2, 1 GiB guest, fill 640 MiB, set 128 MiB, churn
 32 MiB, 64 MiB/s; 2026-11-22): about 200-260 MiB sent in 2-3 s, 2-5
 syncs, the project's driver held its full 128 MiB budget.  The upstream
-kernel passed 11 runs of 11 (5 hint on, 6 hint off).  The project kernel
+kernel never lost data in 17 runs (5 hint on, 12 hint off; 2 of the
+hint-off runs missed the MemFree check by 2 MiB when its slack was
+16 MiB, now 32 MiB).  The project kernel
 (#21, series at "virtio_balloon: hint free pages in bounded batches")
 failed about one run in three, hint on and off alike:
 - hint on, 2 of 8: one workset page on the destination held the previous
@@ -47,8 +49,10 @@ failed about one run in three, hint on and off alike:
 - hint off, 3 of 11 (1 of them with kunit.enable=0): the destination
   guest panicked soon after resuming (a poisoned per-CPU free list in
   __rmqueue_pcplist, or a jump to a NULL function pointer).
-The same workload without a migration passed 4 runs of 4.  The lost
-write and the panics are therefore not caused by hinting alone.
+The same workload without a migration passed 4 runs of 4, and with one
+vCPU (smp=1, hint off) 6 runs of 6.  The lost write and the panics are
+therefore not caused by hinting alone; they need a migration and two
+vCPUs, and were not seen on upstream (not conclusive at these counts).
 
 Environment (defaults): INTEGRITY_GUEST_MIB (1024), INTEGRITY_FILL_MIB
 (640), INTEGRITY_SET_MIB (128), INTEGRITY_CHURN_MIB (32), INTEGRITY_RATE
@@ -76,7 +80,9 @@ DOWNTIME_LIMIT_MS = 2000
 # Half QEMU's default: the migration lasts a few seconds, long enough for
 # several churn runs and hinting batches, and still converges.
 MAX_BANDWIDTH = lib.env_int("INTEGRITY_MAX_BANDWIDTH", 64 * MiB)
-MEMFREE_SLACK_KB = 16 * 1024
+# Page tables, slab and the logs in tmpfs vary by a few MiB between the two
+# readings; a batch left held is tens of MiB.
+MEMFREE_SLACK_KB = 32 * 1024
 # The fresh set on the destination leaves this much of MemFree alone.
 FRESH_SPARE_MIB = 96
 SET = "/tmp/steady"
