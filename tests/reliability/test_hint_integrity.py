@@ -58,11 +58,21 @@ Environment (defaults): INTEGRITY_GUEST_MIB (1024), INTEGRITY_FILL_MIB
 (640), INTEGRITY_SET_MIB (128), INTEGRITY_CHURN_MIB (32), INTEGRITY_RATE
 (1000), INTEGRITY_MAX_BANDWIDTH (bytes/s, 64 MiB/s), INTEGRITY_HINT (1; 0
 for the control run with free-page-hint=off).
+
+Not part of make check (moved from tests/e2e): on the project kernel with
+two vCPUs, about one run in three failed: once a page of the working set
+arrived on the destination one version old, and with hinting off the
+destination sometimes panicked soon after resuming (an hrtimer with a NULL
+function, a corrupt per-CPU free list).  Neither showed on the upstream
+kernel (17 runs) nor with one vCPU; the cause is not known yet.  It runs
+with the reliability scenarios, on the debug kernel by default, which is
+where to look for it.
 """
 
 import time
 
-import lib
+import rlib  # noqa: F401  (tests/e2e on the path; the debug kernel by default)
+import lib  # noqa: E402
 from lib import MiB, check
 from vm import VM, IncomingVM
 
