@@ -9,7 +9,7 @@ before each unbind the guest dirties and frees 64 MiB, so reporting is
 at work when the driver goes away.
 
 Each cycle: after unbind, MemTotal is back exactly, free memory
-(MemFree plus the per-CPU lists) is back within REMOVAL_SLACK_MIB of
+(MemFree plus the per-CPU lists) is no more than REMOVAL_SLACK_MIB below
 its value before the first inflate, and query-balloon shows the full
 RAM; after bind the balloon inflates to the target again.  At the end:
 counters consistent, console free of reports, kmemleak clean.
@@ -62,20 +62,25 @@ def main(tap):
                       "the target again after each bind"):
             for cycle in range(1, CYCLES + 1):
                 vm.sh_ok("balloon-mem fill 64", timeout=120)
-                vm.sh_ok(f"echo {dev} > {DRIVER}/unbind")
-                actual = vm.wait_actual(GUEST_MIB * MiB, timeout=60)
-                total, free = vm.meminfo()["MemTotal"], free_kib(vm)
-                worst = max(worst, abs(free - free0))
+                try:
+                    vm.sh_ok(f"echo {dev} > {DRIVER}/unbind")
+                    actual = vm.wait_actual(GUEST_MIB * MiB, timeout=60)
+                    total, free = vm.meminfo()["MemTotal"], free_kib(vm)
+                finally:
+                    vm.sh(f"echo {dev} > {DRIVER}/bind")  # even after a failure
+                worst = max(worst, free0 - free)
                 where = f"cycle {cycle}: "
                 check.assertEqual(actual, GUEST_MIB * MiB, where + "query-balloon after unbind")
                 check.assertEqual(total, total0, where + "MemTotal after unbind")
-                check.assertAlmostEqual(free, free0, delta=SLACK_KB,
-                                        msg=where + "free memory after unbind")
-                vm.sh_ok(f"echo {dev} > {DRIVER}/bind")
+                # A lost page shows as less free memory.  More is fine: the
+                # debug kernel's KASAN quarantine and the reporting of free
+                # blocks move a few MiB either way between reads.
+                check.assertGreaterEqual(free, free0 - SLACK_KB,
+                                         where + "free memory after unbind")
                 actual = vm.wait_actual(TARGET_MIB * MiB, timeout=120)
                 check.assertEqual(actual, TARGET_MIB * MiB, where + "query-balloon after bind")
                 done = cycle
-            tap.diag(f"{done} cycles; free memory after unbind at most {worst} kB from before")
+            tap.diag(f"{done} cycles; free memory after unbind at most {worst} kB below before")
             rlib.soak("removal_cycles", done)
 
         with tap.case("deflate to the full RAM: counters consistent, MemTotal exact"):
