@@ -134,22 +134,9 @@ class VM:
                 raise VMError(f"{path} does not exist (make kernel / make initramfs)")
         if self.accel not in ("tcg", "kvm"):
             raise VMError(f"ACCEL={self.accel}: only tcg and kvm are supported")
-        os.makedirs(RUN_DIR, exist_ok=True)
-        self.dir = tempfile.mkdtemp(prefix=self.name + "-", dir=RUN_DIR)
-        RUNNING.append(self)
-        if len(self.path("agent.sock")) > MAX_SOCKET_PATH:
-            raise VMError(f"run directory path too long for a UNIX socket: {self.dir}")
-        with open(self.path("cmdline"), "w") as f:
-            f.write(shlex.join(self.command()) + "\n")
-        with open(self.path("qemu.log"), "wb") as log:
-            self.proc = subprocess.Popen(self.command(), stdin=subprocess.DEVNULL,
-                                         stdout=log, stderr=subprocess.STDOUT,
-                                         preexec_fn=_die_with_parent)
+        self._launch()
         try:
-            self._wait_socket(self.path("qmp.sock"), time.monotonic() + 30)
-            self.qmp = QMP(self.path("qmp.sock"), timeout=10)
-            if self.scenario == "agent":
-                self.agent = LineSocket(self.path("agent.sock"), timeout=10)
+            self._connect()
             if self.initial_target_mib is not None:
                 self.set_target(self.initial_target_mib << 20)
             self.qmp.execute("cont")
@@ -163,6 +150,27 @@ class VM:
             raise VMError(f"QEMU exited with status {self.proc.returncode} during boot ({e})\n"
                           f"qemu.log:\n{self._tail('qemu.log')}"
                           f"console:\n{self._tail('console.log')}") from e
+
+    def _launch(self):
+        """Make the run directory and start QEMU (paused, or waiting for a stream)."""
+        os.makedirs(RUN_DIR, exist_ok=True)
+        self.dir = tempfile.mkdtemp(prefix=self.name + "-", dir=RUN_DIR)
+        RUNNING.append(self)
+        if len(self.path("agent.sock")) > MAX_SOCKET_PATH:
+            raise VMError(f"run directory path too long for a UNIX socket: {self.dir}")
+        with open(self.path("cmdline"), "w") as f:
+            f.write(shlex.join(self.command()) + "\n")
+        with open(self.path("qemu.log"), "wb") as log:
+            self.proc = subprocess.Popen(self.command(), stdin=subprocess.DEVNULL,
+                                         stdout=log, stderr=subprocess.STDOUT,
+                                         preexec_fn=_die_with_parent)
+
+    def _connect(self):
+        """Connect QMP and, for the agent scenario, the agent's socket."""
+        self._wait_socket(self.path("qmp.sock"), time.monotonic() + 30)
+        self.qmp = QMP(self.path("qmp.sock"), timeout=10)
+        if self.scenario == "agent":
+            self.agent = LineSocket(self.path("agent.sock"), timeout=10)
 
     def command(self):
         """The QEMU command line, as a list."""
@@ -533,22 +541,9 @@ class IncomingVM(VM):
 
     def start(self):
         """Start QEMU listening for the migration; connect QMP and the agent socket."""
-        os.makedirs(RUN_DIR, exist_ok=True)
-        self.dir = tempfile.mkdtemp(prefix=self.name + "-", dir=RUN_DIR)
-        RUNNING.append(self)
-        if len(self.path("agent.sock")) > MAX_SOCKET_PATH:
-            raise VMError(f"run directory path too long for a UNIX socket: {self.dir}")
-        with open(self.path("cmdline"), "w") as f:
-            f.write(shlex.join(self.command()) + "\n")
-        with open(self.path("qemu.log"), "wb") as log:
-            self.proc = subprocess.Popen(self.command(), stdin=subprocess.DEVNULL,
-                                         stdout=log, stderr=subprocess.STDOUT,
-                                         preexec_fn=_die_with_parent)
+        self._launch()
         try:
-            self._wait_socket(self.path("qmp.sock"), time.monotonic() + 30)
-            self.qmp = QMP(self.path("qmp.sock"), timeout=10)
-            if self.scenario == "agent":
-                self.agent = LineSocket(self.path("agent.sock"), timeout=10)
+            self._connect()
         except (OSError, QMPError, VMError) as e:
             raise VMError(f"incoming QEMU failed to start ({e}); qemu.log:\n"
                           f"{self._tail('qemu.log')}") from e
