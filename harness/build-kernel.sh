@@ -23,16 +23,22 @@ jobs=${JOBS:-$(nproc)}
 # Regenerate .config when any fragment is newer than it (or it is missing).
 stamp="$out/.config-fragments"
 want=$(cat $frags | md5sum | cut -d' ' -f1)
-if [ ! -f "$out/.config" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+# Options of the fragments missing from .config: a build of an older tree
+# in the same output directory (syncconfig) drops options it does not know.
+missing_options() {
+	cat $frags | sed -n 's/^\(CONFIG_[A-Za-z0-9_]*\)=\(.*\)$/\1=\2/p' |
+		while IFS= read -r line; do
+			grep -qxF "$line" "$out/.config" || echo "$line"
+		done
+}
+if [ ! -f "$out/.config" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ] ||
+	[ -n "$(missing_options)" ]; then
 	info "kernel: configuring $out (tinyconfig + $(for f in $frags; do basename "$f"; done | tr '\n' ' '))"
 	make -s -C "$src" O="$out" ARCH=x86_64 tinyconfig >/dev/null
 	"$src/scripts/kconfig/merge_config.sh" -m -O "$out" "$out/.config" $frags >/dev/null
 	make -s -C "$src" O="$out" ARCH=x86_64 olddefconfig >/dev/null
 	# merge_config.sh only warns about options that did not stick: fail.
-	missing=$(cat $frags | sed -n 's/^\(CONFIG_[A-Za-z0-9_]*\)=\(.*\)$/\1=\2/p' |
-		while IFS= read -r line; do
-			grep -qxF "$line" "$out/.config" || echo "$line"
-		done)
+	missing=$(missing_options)
 	[ -z "$missing" ] || die "kernel: options did not stick (unmet dependencies?): $missing"
 	echo "$want" >"$stamp"
 fi
