@@ -421,18 +421,8 @@ class VM:
         ``qmp.execute("cont")`` resumes it.  Raises :class:`VMError` if the
         migration neither completes nor fails within ``timeout`` s.
         """
-        if max_bandwidth is not None:
-            self.qmp.execute("migrate-set-parameters", max_bandwidth=max_bandwidth)
-        self.qmp.execute("migrate", uri="exec:cat > /dev/null")
-        deadline = time.monotonic() + timeout
-        while True:
-            info = self.qmp.execute("query-migrate")
-            if info.get("status") in ("completed", "failed", "cancelled"):
-                return info
-            if time.monotonic() > deadline:
-                self.qmp.execute("migrate_cancel")
-                raise VMError(f"migration still {info.get('status')} after {timeout} s")
-            time.sleep(0.1)
+        return self.migrate("exec:cat > /dev/null", max_bandwidth=max_bandwidth,
+                            timeout=timeout)
 
     def migrate(self, uri, max_bandwidth=None, downtime_limit=None, timeout=300.0):
         """Migrate to ``uri`` (``tcp:HOST:PORT``, ``exec:...``); return the final ``query-migrate``.
