@@ -142,3 +142,46 @@ set key outside right top
 """
 # Line colours of the kernels: upstream grey-blue, project orange.
 COLOURS = {"upstream": "#3b6ea5", "project": "#e07b00"}
+
+
+def kernel_bars(outdir, name, title, ylabel, groups, samples, fmt="%.0f"):
+    """A bar chart of per-kernel medians with min-max bars; the PNG's name or None.
+
+    ``groups`` is ``[(label, metric key), ...]``, one group of bars per
+    entry, one bar per kernel, each labelled with its median (printf
+    format ``fmt``, so that a zero is seen too); ``samples`` is
+    ``{kernel: [sample, ...]}`` as a scenario's ``plot`` gets it.
+    Writes ``name``.dat, .gp and .png.
+    """
+    if not any(s["metrics"].get(key) is not None for _, key in groups
+               for runs in samples.values() for s in runs):
+        return None  # every sample failed or was skipped: nothing to draw
+    rows = []
+    for label, key in groups:
+        cols = []
+        for kernel in KERNELS:
+            median, low, high, n = summary([s["metrics"].get(key)
+                                            for s in samples.get(kernel, [])])
+            cols += [f"{v:.6g}" for v in (median, low, high)] if n else ["?"] * 3
+        rows.append(f'"{label}" ' + " ".join(cols))
+    with open(os.path.join(outdir, name + ".dat"), "w") as f:
+        f.write("# group, then median min max: " + ", ".join(KERNELS) + "\n")
+        f.write("\n".join(rows) + "\n")
+    script = PLOT_HEADER + f"""set output "{name}.png"
+set title "{title}"
+set ylabel "{ylabel}"
+set yrange [0:*]
+set datafile missing "?"
+set style data histogram
+set style histogram errorbars gap 1 lw 1
+set style fill solid 0.8 border -1
+set boxwidth 0.9
+set xtics nomirror
+set bmargin 4
+# Two bars and a gap of one bar per group: the bars sit at -1/6 and +1/6.
+plot "{name}.dat" using 2:3:4:xtic(1) title "{KERNELS[0]}" lc rgb "{COLOURS[KERNELS[0]]}", \\
+     "" using 5:6:7 title "{KERNELS[1]}" lc rgb "{COLOURS[KERNELS[1]]}", \\
+     "" using ($0 - 1.0 / 6):2:(sprintf("{fmt}", $2)) with labels offset 0,0.7 notitle, \\
+     "" using ($0 + 1.0 / 6):5:(sprintf("{fmt}", $5)) with labels offset 0,0.7 notitle
+"""
+    return name + ".png" if gnuplot(outdir, name, script) else None

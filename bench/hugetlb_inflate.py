@@ -69,3 +69,14 @@ def run(kernel, params, say):
     return {"metrics": {"freed_mib": freed, "freed_pct": 100 * freed / balloon_mib,
                         "inflate_s": inflate, "deflate_s": deflate},
             "info": {"boot_s": boot, "hugepages_free": [free0, free1]}}
+
+
+def plot(samples, params, outdir, others):
+    """Host memory freed by the inflate, per kernel."""
+    title = (f"Inflate of {params['balloon_mib']} MiB in a {params['guest_mib']} MiB "
+             "hugetlbfs-backed guest: host memory freed (higher is better)")
+    png = benchlib.kernel_bars(outdir, "hugetlb_inflate", title,
+                               "MiB of host huge pages freed (median, bars: min-max)",
+                               [(f"freed by inflating {params['balloon_mib']} MiB", "freed_mib")],
+                               samples)
+    return [(png, "host huge pages freed by the inflate, both kernels")] if png else []

@@ -64,3 +64,15 @@ def run(kernel, params, say):
     m["slowdown_pct"] = 100 * (1 - m["faults_per_s_on"] / m["faults_per_s_off"])
     say(f"slowdown with reporting: {m['slowdown_pct']:.1f} %")
     return {"metrics": m, "info": info}
+
+
+def plot(samples, params, outdir, others):
+    """Page faults per second with reporting off and on, per kernel."""
+    title = (f"pagefault-bench, {params['threads']} thread(s) x {params['mib']} MiB in a "
+             f"{params['guest_mib']} MiB guest: throughput (higher is better)")
+    png = benchlib.kernel_bars(outdir, "pagefault", title,
+                               "page faults/s (median, bars: min-max)",
+                               [("reporting off", "faults_per_s_off"),
+                                ("reporting on", "faults_per_s_on")], samples)
+    return [(png, "page faults per second with free page reporting off and on, "
+             "both kernels")] if png else []

@@ -18,7 +18,7 @@ keeps what it measured.
 
 Environment:
   SCENARIO=a,b       run only these (floor, inflate_deflate, hugetlb_inflate,
-                     reporting, pagefault, hinting)
+                     reporting, pagefault, hinting, pressure)
   ROUNDS=N           rounds (default 3; quick run 1)
   BENCH_QUICK=1      every scenario once per kernel at tiny sizes: proves
                      the benchmark works, in a minute or two; writes to
@@ -47,7 +47,8 @@ sys.dont_write_bytecode = True  # no __pycache__ in bench/ or harness/
 import benchlib  # noqa: E402
 from benchlib import KERNELS, TOP  # noqa: E402
 
-ORDER = ("floor", "inflate_deflate", "hugetlb_inflate", "reporting", "pagefault", "hinting")
+ORDER = ("floor", "inflate_deflate", "hugetlb_inflate", "reporting", "pagefault", "hinting",
+         "pressure")
 KERNEL_DEFAULTS = {"upstream": "build/baseline/arch/x86/boot/bzImage",
                    "project": "build/kernel/arch/x86/boot/bzImage"}
 HOST = "host"  # label of the samples of a scenario that boots no guest
