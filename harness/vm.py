@@ -8,7 +8,9 @@ after a clean run and kept (and named on stderr) when anything failed,
 when ``keep`` was set (see ``RUNNING``), or always when ``KEEP_RUN=1``.
 
 Environment: ``KERNEL`` and ``INITRD`` override the default images,
-``ACCEL=kvm`` selects KVM instead of TCG.
+``ACCEL=kvm`` selects KVM instead of TCG (options may follow:
+``ACCEL=tcg,thread=single``), ``VM_APPEND`` adds to every guest's kernel
+command line (``VM_APPEND=kunit.enable=0``).
 
 Guest RAM can be backed by the host's 2 MiB hugetlb pages
 (``VM(hugetlb=True)``); :class:`HostHugePages` makes sure the host has
@@ -132,7 +134,8 @@ class VM:
         for path in (self.kernel, self.initrd):
             if not os.path.isfile(path):
                 raise VMError(f"{path} does not exist (make kernel / make initramfs)")
-        if self.accel not in ("tcg", "kvm"):
+        # Options may follow the name: ACCEL=tcg,thread=single.
+        if self.accel.split(",")[0] not in ("tcg", "kvm"):
             raise VMError(f"ACCEL={self.accel}: only tcg and kvm are supported")
         self._launch()
         try:
@@ -183,7 +186,9 @@ class VM:
                "-device", "isa-serial,chardev=agent",
                "-qmp", f"unix:{self.path('qmp.sock')},server=on,wait=off",
                "-kernel", self.kernel, "-initrd", self.initrd,
-               "-append", f"console=ttyS0 panic=-1 scenario={self.scenario} {self.append}".strip()]
+               "-append", " ".join(filter(None, [
+                   f"console=ttyS0 panic=-1 scenario={self.scenario}", self.append,
+                   os.environ.get("VM_APPEND", "")]))]
         if self.hugetlb:
             if self.mem_mib % HUGEPAGE_MIB:
                 raise VMError(f"hugetlb: guest RAM {self.mem_mib} MiB is not a multiple of "

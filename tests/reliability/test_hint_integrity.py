@@ -69,6 +69,7 @@ with the reliability scenarios, on the debug kernel by default, which is
 where to look for it.
 """
 
+import os
 import time
 
 import rlib  # noqa: F401  (tests/e2e on the path; the debug kernel by default)
@@ -84,6 +85,9 @@ RATE = lib.env_int("INTEGRITY_RATE", 1000)
 # INTEGRITY_HINT=0 runs the same with free-page-hint=off: the control run
 # that tells a hinting bug from anything else in the migration.
 HINT = lib.env_int("INTEGRITY_HINT", 1) != 0
+# INTEGRITY_REPORTING=0 or 1 turns free page reporting off or on; unset
+# leaves QEMU's default (on).
+REPORTING = {"0": False, "1": True}.get(os.environ.get("INTEGRITY_REPORTING", ""))
 FREE_PAGE_VQ = 3  # QEMU numbering: inflate, deflate, stats, free_page_vq
 # Lets the final stop-and-copy happen even on a slow, shared host.
 DOWNTIME_LIMIT_MS = 2000
@@ -127,7 +131,8 @@ def wait_memfree(vm, at_least_kb, timeout):
 def main(tap):
     tap.diag(f"guest {GUEST_MIB} MiB, fill {FILL_MIB} MiB, set {SET_MIB} MiB at {RATE} pages/s, "
              f"churn {CHURN_MIB} MiB")
-    with VM(mem_mib=GUEST_MIB, free_page_hint=HINT, name="integ-src") as src, \
+    with VM(mem_mib=GUEST_MIB, free_page_hint=HINT,
+            free_page_reporting=REPORTING, name="integ-src") as src, \
             IncomingVM(src, name="integ-dst") as dst:
         src.sh_ok(f"balloon-mem fill {FILL_MIB}", timeout=300)
         tap.diag(src.sh_ok(f"workset start -r {RATE} -f {SET} {SET_MIB}", timeout=120))
