@@ -142,6 +142,39 @@ set key outside right top
 """
 # Line colours of the kernels: upstream grey-blue, project orange.
 COLOURS = {"upstream": "#3b6ea5", "project": "#e07b00"}
+# Bar charts: medians as bars, min-max as error bars, "?" for no value.
+HISTOGRAM = """set yrange [0:*]
+set datafile missing "?"
+set style data histogram
+set style histogram errorbars gap 1 lw 1
+set style fill solid 0.8 border -1
+set boxwidth 0.9
+set xtics nomirror
+set bmargin 4
+"""
+
+
+def run_lines(samples, key, outdir, prefix, header, fmt="{:g}"):
+    """One gnuplot line per run of both kernels, from each sample's time series.
+
+    Writes ``series[key]`` (``[(seconds, value), ...]``) of every sample
+    to ``prefix-KERNEL-N.dat`` under the comment ``header`` and returns
+    the ``plot`` clauses: the kernel's colour, a dash pattern per run.
+    ``fmt`` formats the value.
+    """
+    lines = []
+    for kernel in KERNELS:
+        for i, sample in enumerate(samples.get(kernel, [])):
+            series = sample.get("series", {}).get(key)
+            if not series:
+                continue
+            name = f"{prefix}-{kernel}-{i + 1}.dat"
+            with open(os.path.join(outdir, name), "w") as f:
+                f.write(f"# {header}\n")
+                f.writelines(f"{t} {fmt.format(v)}\n" for t, v in series)
+            lines.append(f'"{name}" using 1:2 with lines lw 2 dt {i % 5 + 1} '
+                         f'lc rgb "{COLOURS[kernel]}" title "{kernel} run {i + 1}"')
+    return lines
 
 
 def kernel_bars(outdir, name, title, ylabel, groups, samples, fmt="%.0f"):
@@ -170,15 +203,7 @@ def kernel_bars(outdir, name, title, ylabel, groups, samples, fmt="%.0f"):
     script = PLOT_HEADER + f"""set output "{name}.png"
 set title "{title}"
 set ylabel "{ylabel}"
-set yrange [0:*]
-set datafile missing "?"
-set style data histogram
-set style histogram errorbars gap 1 lw 1
-set style fill solid 0.8 border -1
-set boxwidth 0.9
-set xtics nomirror
-set bmargin 4
-# Two bars and a gap of one bar per group: the bars sit at -1/6 and +1/6.
+{HISTOGRAM}# Two bars and a gap of one bar per group: the bars sit at -1/6 and +1/6.
 plot "{name}.dat" using 2:3:4:xtic(1) title "{KERNELS[0]}" lc rgb "{COLOURS[KERNELS[0]]}", \\
      "" using 5:6:7 title "{KERNELS[1]}" lc rgb "{COLOURS[KERNELS[1]]}", \\
      "" using ($0 - 1.0 / 6):2:(sprintf("{fmt}", $2)) with labels offset 0,0.7 notitle, \\

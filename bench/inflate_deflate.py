@@ -133,15 +133,7 @@ def plot(samples, params, outdir, others):
     script = benchlib.PLOT_HEADER + f"""set output "inflate_deflate.png"
 set title "{title}"
 set ylabel "s per GiB (median, bars: min-max)"
-set yrange [0:*]
-set datafile missing "?"
-set style data histogram
-set style histogram errorbars gap 1 lw 1
-set style fill solid 0.8 border -1
-set boxwidth 0.9
-set xtics nomirror
-set bmargin 4
-plot "inflate_deflate.dat" using 2:3:4:xtic(1) title "upstream" lc rgb "{up}", \\
+{benchlib.HISTOGRAM}plot "inflate_deflate.dat" using 2:3:4:xtic(1) title "upstream" lc rgb "{up}", \\
      "" using 5:6:7 title "project" lc rgb "{proj}", \\
      "" using 8:9:10 title "host madvise floor" lc rgb "#888888"
 """

@@ -154,18 +154,9 @@ def _watch(vm, target_mib, window_s, sample_s):
 
 def plot(samples, params, outdir, others):
     """``actual`` over time, every run of both kernels, with the target."""
-    lines = []
-    for kernel in benchlib.KERNELS:
-        for i, sample in enumerate(samples.get(kernel, [])):
-            series = sample.get("series", {}).get("actual_mib")
-            if not series:
-                continue
-            name = f"pressure-{kernel}-{i + 1}.dat"
-            with open(f"{outdir}/{name}", "w") as f:
-                f.write("# seconds since the balloon command, query-balloon actual MiB\n")
-                f.writelines(f"{t} {actual:.1f}\n" for t, actual in series)
-            lines.append(f'"{name}" using 1:2 with lines lw 2 dt {i % 5 + 1} '
-                         f'lc rgb "{benchlib.COLOURS[kernel]}" title "{kernel} run {i + 1}"')
+    lines = benchlib.run_lines(samples, "actual_mib", outdir, "pressure",
+                               "seconds since the balloon command, query-balloon actual MiB",
+                               "{:.1f}")
     if not lines:
         return []
     guest, target = params["guest_mib"], params["target_mib"]

@@ -75,19 +75,8 @@ def run(kernel, params, say):
 
 def plot(samples, params, outdir, others):
     """QEMU RSS over time, one line per run, both kernels on one plot."""
-    lines = []
-    for kernel in benchlib.KERNELS:
-        for i, sample in enumerate(samples.get(kernel, [])):
-            series = sample.get("series", {}).get("rss_mib")
-            if not series:
-                continue
-            name = f"reporting-{kernel}-{i + 1}.dat"
-            with open(f"{outdir}/{name}", "w") as f:
-                f.write("# seconds since the guest freed the memory, QEMU RSS MiB\n")
-                f.writelines(f"{t} {rss}\n" for t, rss in series)
-            title = f"{kernel} run {i + 1}"
-            lines.append(f'"{name}" using 1:2 with lines lw 2 dt {i % 5 + 1} '
-                         f'lc rgb "{benchlib.COLOURS[kernel]}" title "{title}"')
+    lines = benchlib.run_lines(samples, "rss_mib", outdir, "reporting",
+                               "seconds since the guest freed the memory, QEMU RSS MiB")
     if not lines:
         return []
     title = (f"Free page reporting: QEMU RSS after a {params['guest_mib']} MiB guest "
