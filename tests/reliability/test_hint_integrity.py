@@ -85,6 +85,8 @@ RATE = lib.env_int("INTEGRITY_RATE", 1000)
 # INTEGRITY_HINT=0 runs the same with free-page-hint=off: the control run
 # that tells a hinting bug from anything else in the migration.
 HINT = lib.env_int("INTEGRITY_HINT", 1) != 0
+# INTEGRITY_SMP sets the guest's CPUs (2).
+SMP = lib.env_int("INTEGRITY_SMP", 2)
 # INTEGRITY_REPORTING=0 or 1 turns free page reporting off or on; unset
 # leaves QEMU's default (on).
 REPORTING = {"0": False, "1": True}.get(os.environ.get("INTEGRITY_REPORTING", ""))
@@ -131,7 +133,7 @@ def wait_memfree(vm, at_least_kb, timeout):
 def main(tap):
     tap.diag(f"guest {GUEST_MIB} MiB, fill {FILL_MIB} MiB, set {SET_MIB} MiB at {RATE} pages/s, "
              f"churn {CHURN_MIB} MiB")
-    with VM(mem_mib=GUEST_MIB, free_page_hint=HINT,
+    with VM(mem_mib=GUEST_MIB, smp=SMP, free_page_hint=HINT,
             free_page_reporting=REPORTING, name="integ-src") as src, \
             IncomingVM(src, name="integ-dst") as dst:
         src.sh_ok(f"balloon-mem fill {FILL_MIB}", timeout=300)
