@@ -67,11 +67,12 @@ busy loops, 10 runs each unless said): the destination guest crashed
 soon after resuming (a corrupt hrtimer rb-tree, an avg_vruntime divide
 error, the deadline server's timer: scheduler and timer data) in 5 of 10
 runs with reporting on, 5 of 9 with INTEGRITY_REPORTING=0, 5 of 10 with
-ACCEL=tcg,thread=single, 1 of 4 with VM_APPEND=kunit.enable=0, 2 of 12
+ACCEL=tcg,thread=single, 2 of 12 with VM_APPEND=kunit.enable=0, 2 of 12
 with the driver unbound before the migration (a /tmp script), and 2 of
 10 with the upstream driver on top of only the mm patches (reporting
 off, so the new mm code never ran).  It did not crash with hinting on
-(0 of 20, quiet and loaded), with one vCPU (INTEGRITY_SMP=1, 0 of 8),
+(0 of 20, quiet and loaded), with one vCPU (INTEGRITY_SMP=1, kunit off,
+0 of 10, against 1 of 8 with two vCPUs right after under the same load),
 without a migration (0 of 6), nor on the upstream kernel (0 of 39 under
 the same load, 17 before).  So it needs a migration and guest SMP, but
 neither hinting, reporting, KUnit nor the balloon driver; the cause is
