@@ -154,6 +154,23 @@ set bmargin 4
 """
 
 
+def time_plot(outdir, name, title, xlabel, ylabel, xmax, ymax, lines):
+    """A plot of ``lines`` (gnuplot ``plot`` clauses) over 0..``xmax`` s.
+
+    ``ymax`` is the y axis' top, ``"*"`` for automatic.  Writes
+    ``name``.gp and .png; returns the PNG's name, or None.
+    """
+    script = PLOT_HEADER + f"""set output "{name}.png"
+set title "{title}"
+set xlabel "{xlabel}"
+set ylabel "{ylabel}"
+set xrange [0:{xmax:g}]
+set yrange [0:{ymax}]
+plot {", ".join(lines)}
+"""
+    return name + ".png" if gnuplot(outdir, name, script) else None
+
+
 def run_lines(samples, key, outdir, prefix, header, fmt="{:g}"):
     """One gnuplot line per run of both kernels, from each sample's time series.
 

@@ -165,15 +165,9 @@ def plot(samples, params, outdir, others):
     lines.append(f'{held} with lines lw 1 dt 2 lc rgb "#888888" title "working set"')
     title = (f"Inflate under pressure: {guest} MiB guest, working set {held} MiB, "
              f"target {target} MiB")
-    script = benchlib.PLOT_HEADER + f"""set output "pressure.png"
-set title "{title}"
-set xlabel "seconds since the balloon command"
-set ylabel "query-balloon actual (MiB)"
-set xrange [0:{params['window_s']:g}]
-set yrange [0:{guest * 1.05:.0f}]
-plot {", ".join(lines)}
-"""
-    if benchlib.gnuplot(outdir, "pressure", script):
+    if benchlib.time_plot(outdir, "pressure", title, "seconds since the balloon command",
+                          "query-balloon actual (MiB)", params["window_s"],
+                          f"{guest * 1.05:.0f}", lines):
         return [("pressure.png", "query-balloon actual over time under memory pressure, "
                  "every run of both kernels")]
     return []

@@ -81,15 +81,8 @@ def plot(samples, params, outdir, others):
         return []
     title = (f"Free page reporting: QEMU RSS after a {params['guest_mib']} MiB guest "
              f"freed {params['fill_mib']} MiB")
-    script = benchlib.PLOT_HEADER + f"""set output "reporting.png"
-set title "{title}"
-set xlabel "seconds since the guest freed the memory"
-set ylabel "QEMU RSS (MiB)"
-set xrange [0:{params['window_s']:g}]
-set yrange [0:*]
-plot {", ".join(lines)}
-"""
-    if benchlib.gnuplot(outdir, "reporting", script):
+    if benchlib.time_plot(outdir, "reporting", title, "seconds since the guest freed the memory",
+                          "QEMU RSS (MiB)", params["window_s"], "*", lines):
         return [("reporting.png", "QEMU RSS over time after the guest freed memory, every run")]
     return []
 
