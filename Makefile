@@ -56,7 +56,7 @@ check-e2e: kernel initramfs
 	@tests/e2e/run-all.sh
 
 # The project against upstream, interleaved rounds, into results/latest
-# (bench/README.md).  SCENARIO=name runs one, ROUNDS=N sets the rounds.
+# (README.md, "Benchmarks").  SCENARIO=name runs one, ROUNDS=N sets the rounds.
 bench: kernel baseline initramfs
 	@python3 bench/run.py
 # Every benchmark scenario once at a tiny size: proves it works, times nothing.
