@@ -351,6 +351,19 @@ class VM:
         """The guest's /proc/meminfo as ``{name: kB}``."""
         return {k: int(v.split()[0]) for k, v in _pairs(self.sh_ok("cat /proc/meminfo"), ":")}
 
+    def wait_memfree(self, at_least_kb, timeout=20.0):
+        """Poll the guest's MemFree until it reaches ``at_least_kb``.
+
+        Returns the last value seen (kB), below ``at_least_kb`` only after
+        ``timeout`` s; the caller asserts on it.
+        """
+        deadline = time.monotonic() + timeout
+        while True:
+            free = self.meminfo()["MemFree"]
+            if free >= at_least_kb or time.monotonic() > deadline:
+                return free
+            time.sleep(0.5)
+
     def vmstat(self):
         """The guest's /proc/vmstat as ``{name: int}``."""
         return {k: int(v) for k, v in _pairs(self.sh_ok("cat /proc/vmstat"), " ")}

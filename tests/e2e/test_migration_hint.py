@@ -16,8 +16,6 @@ HINT_MAX_BANDWIDTH (bytes/s; unset keeps QEMU 7.2's 128 MiB/s; lower
 stretches the hinting round).
 """
 
-import time
-
 import lib
 from lib import MiB, check
 from vm import VM
@@ -63,16 +61,6 @@ def migrate(tap, vm):
     return info, free_before, free_min
 
 
-def wait_memfree(vm, at_least_kb, timeout):
-    """Poll guest MemFree until it reaches ``at_least_kb``; return the last value."""
-    deadline = time.monotonic() + timeout
-    while True:
-        free = vm.meminfo()["MemFree"]
-        if free >= at_least_kb or time.monotonic() > deadline:
-            return free
-        time.sleep(0.5)
-
-
 def main(tap):
     freed = FILL_MIB * MiB
     tap.diag(f"guest {GUEST_MIB} MiB, fill {FILL_MIB} MiB")
@@ -93,7 +81,7 @@ def main(tap):
 
         with tap.case("hint on: the guest held free pages during the migration "
                       "and got them all back after cont (MemFree)"):
-            free_later = wait_memfree(vm, free_before - MEMFREE_SLACK_KB, timeout=20)
+            free_later = vm.wait_memfree(free_before - MEMFREE_SLACK_KB, timeout=20)
             # Sampling every 50 ms can miss a short round; the project
             # driver also counts what it held (upstream has no counters).
             peak = (vm.balloon_counters() or {}).get("hint_held_peak_pages", 0)

@@ -136,15 +136,6 @@ def stop_churn(vm, pid):
     return vm.sh_ok("cat /tmp/churn.log").splitlines()
 
 
-def wait_memfree(vm, at_least_kb, timeout):
-    deadline = time.monotonic() + timeout
-    while True:
-        free = vm.meminfo()["MemFree"]
-        if free >= at_least_kb or time.monotonic() > deadline:
-            return free
-        time.sleep(0.5)
-
-
 def main(tap):
     tap.diag(f"guest {GUEST_MIB} MiB, fill {FILL_MIB} MiB, set {SET_MIB} MiB at {RATE} pages/s, "
              f"churn {CHURN_MIB} MiB")
@@ -183,7 +174,7 @@ def main(tap):
             rc, out = dst.sh(f"workset status -f {SET}")
             during = status_fields(out)
             churn_lines = stop_churn(dst, churn)
-            free_after = wait_memfree(dst, free_before - MEMFREE_SLACK_KB, timeout=20)
+            free_after = dst.wait_memfree(free_before - MEMFREE_SLACK_KB, timeout=20)
             rc, out = dst.sh(f"workset check -f {SET}", timeout=180)
             final = status_fields(out.splitlines()[0]) if out else {}
             tap.diag(f"set before migration: {before}; on the destination: {during}; "
