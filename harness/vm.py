@@ -48,6 +48,16 @@ MAX_SOCKET_PATH = 107
 # VMs between start and cleanup: a test runner that catches a failed check
 # sets ``keep`` on them so their run directories survive.
 RUNNING = []
+# QEMU before 9.0 loses guest writes in a live migration under TCG.  When
+# it syncs a RAM block's dirty bitmap a word (64 pages) at a time, it clears
+# the bits but leaves the vCPUs' TLB entries for those pages marked dirty,
+# so later stores through them are never logged and the destination keeps
+# the page as it was sent (QEMU commit 03bfc2188f, "physmem: Fix migration
+# dirty bitmap coherency with TCG memory access"; Debian's 7.2.22 does not
+# have it).  The word path is taken only for a block whose length is a
+# multiple of 64 pages; 8 KiB less RAM (QEMU rounds -m to 8 KiB) puts
+# pc.ram on the page-at-a-time path, which resets the TLB entries.
+TCG_MIGRATION_SHORT_KIB = 8
 
 
 class VMError(Exception):
@@ -71,13 +81,20 @@ class VM:
     (protocol.md 4.3).  ``hugetlb_prealloc`` (default on with ``hugetlb``)
     has QEMU take every huge page at start, so the pool's free count
     tells exactly how much guest RAM the host backs.
+
+    ``migratable=True`` is for a guest that is live-migrated to a real
+    destination (:class:`IncomingVM`): under TCG its RAM is then
+    ``TCG_MIGRATION_SHORT_KIB`` short of ``mem_mib``, or QEMU 7.2 loses
+    some of its writes in the migration.  ``ram_bytes`` is the size QEMU
+    gives the guest, and what ``query-balloon`` reports with the balloon
+    empty.
     """
 
     def __init__(self, mem_mib=512, smp=2, name="vm", scenario="agent", append="",
                  deflate_on_oom=None, free_page_hint=None, free_page_reporting=None,
                  page_poison=None, guest_stats_polling_interval=None,
                  initial_target_mib=None, boot_timeout=60.0, hugetlb=False,
-                 hugetlb_prealloc=True):
+                 hugetlb_prealloc=True, migratable=False):
         self.mem_mib = mem_mib
         self.smp = smp
         self.name = name
@@ -97,6 +114,12 @@ class VM:
         self.kernel = os.environ.get("KERNEL", DEFAULT_KERNEL)
         self.initrd = os.environ.get("INITRD", DEFAULT_INITRD)
         self.accel = os.environ.get("ACCEL", "tcg")
+        self.migratable = migratable
+        self.ram_bytes = mem_mib * 1024 * 1024
+        if migratable and self.accel.split(",")[0] == "tcg":
+            if hugetlb:
+                raise VMError("hugetlb: a migratable TCG guest's RAM is not whole huge pages")
+            self.ram_bytes -= TCG_MIGRATION_SHORT_KIB * 1024
         self.dir = None
         self.proc = None
         self.qmp = None
@@ -179,7 +202,7 @@ class VM:
         """The QEMU command line, as a list."""
         props = "".join(f",{k}={_prop(v)}" for k, v in self.balloon.items() if v is not None)
         cmd = ["qemu-system-x86_64", "-accel", self.accel,
-               "-m", f"{self.mem_mib}M", "-smp", str(self.smp),
+               "-m", f"{self.ram_bytes // 1024}k", "-smp", str(self.smp),
                "-nodefaults", "-display", "none", "-no-reboot", "-S",
                "-serial", "file:" + self.path("console.log"),
                "-chardev", f"socket,id=agent,path={self.path('agent.sock')},server=on,wait=off",
@@ -541,6 +564,7 @@ class IncomingVM(VM):
                          hugetlb_prealloc=source.hugetlb_prealloc)
         self.balloon = dict(source.balloon)
         self.kernel, self.initrd, self.accel = source.kernel, source.initrd, source.accel
+        self.migratable, self.ram_bytes = source.migratable, source.ram_bytes
         self.port = port or free_tcp_port()
         self.uri = f"tcp:127.0.0.1:{self.port}"
 
