@@ -21,7 +21,10 @@ there.  Asserted:
   (MemFree) and can fill and verify most of its free memory: hinted
   blocks came back to the allocator intact;
 - the destination's balloon driver still works: an inflate and a deflate
-  reach their targets in ``query-balloon``.
+  reach their targets in ``query-balloon``;
+- neither guest's console has a kernel report (BUG, WARNING, Oops,
+  panic): on the debug kernel (tests/reliability/test_migration_integrity.py)
+  that covers KASAN and lockdep too.
 
 QEMU 7.2 under TCG loses guest writes in such a migration on its own:
 its word-at-a-time sync of the dirty bitmap leaves TLB entries marked
@@ -53,10 +56,12 @@ Environment (defaults): INTEGRITY_GUEST_MIB (1024), INTEGRITY_FILL_MIB
 (640), INTEGRITY_SET_MIB (128), INTEGRITY_CHURN_MIB (32), INTEGRITY_RATE
 (1000), INTEGRITY_MAX_BANDWIDTH (bytes/s, 64 MiB/s), INTEGRITY_HINT (1; 0
 for the control run with free-page-hint=off), INTEGRITY_REPORTING (0 or
-1; QEMU's default, on, when unset), INTEGRITY_SMP (2).
+1; QEMU's default, on, when unset), INTEGRITY_SMP (2),
+INTEGRITY_BOOT_TIMEOUT (s, 60).
 """
 
 import os
+import re
 import time
 
 import lib
@@ -73,6 +78,7 @@ RATE = lib.env_int("INTEGRITY_RATE", 1000)
 HINT = lib.env_int("INTEGRITY_HINT", 1) != 0
 # INTEGRITY_SMP sets the guest's CPUs (2).
 SMP = lib.env_int("INTEGRITY_SMP", 2)
+BOOT_TIMEOUT = lib.env_int("INTEGRITY_BOOT_TIMEOUT", 60)
 # INTEGRITY_REPORTING=0 or 1 turns free page reporting off or on; unset
 # leaves QEMU's default (on).
 REPORTING = {"0": False, "1": True}.get(os.environ.get("INTEGRITY_REPORTING", ""))
@@ -88,6 +94,9 @@ MEMFREE_SLACK_KB = 32 * 1024
 # The fresh set on the destination leaves this much of MemFree alone.
 FRESH_SPARE_MIB = 96
 SET = "/tmp/steady"
+# Kernel reports on a console; KASAN's and DEBUG_ATOMIC_SLEEP's start with
+# "BUG:", lockdep's with "WARNING:".
+KERNEL_REPORT = re.compile(r"BUG:|WARNING:|Oops|Kernel panic|general protection fault")
 CHURN = (f"(while [ ! -e /tmp/churn.stop ]; do workset run -r 2000 {CHURN_MIB} 1; done) "
          ">/tmp/churn.log 2>&1 </dev/null & echo $!")
 
@@ -111,7 +120,8 @@ def main(tap):
     tap.diag(f"guest {GUEST_MIB} MiB, fill {FILL_MIB} MiB, set {SET_MIB} MiB at {RATE} pages/s, "
              f"churn {CHURN_MIB} MiB")
     with VM(mem_mib=GUEST_MIB, smp=SMP, free_page_hint=HINT,
-            free_page_reporting=REPORTING, migratable=True, name="integ-src") as src, \
+            free_page_reporting=REPORTING, migratable=True,
+            boot_timeout=BOOT_TIMEOUT, name="integ-src") as src, \
             IncomingVM(src, name="integ-dst") as dst:
         src.sh_ok(f"balloon-mem fill {FILL_MIB}", timeout=300)
         tap.diag(src.sh_ok(f"workset start -r {RATE} -f {SET} {SET_MIB}", timeout=120))
@@ -188,6 +198,13 @@ def main(tap):
             check.assertEqual(inflated, target)
             check.assertEqual(deflated, dst.ram_bytes)
 
+        with tap.case("no kernel report (BUG, WARNING, Oops, panic) on either console"):
+            found = [f"{vm.name}: {line}" for vm in (src, dst)
+                     for line in vm.console_text().splitlines() if KERNEL_REPORT.search(line)]
+            for line in found[:5]:
+                tap.diag(line)
+            check.assertEqual(found, [])
+
 
 if __name__ == "__main__":
-    lib.run(main, plan=5)
+    lib.run(main, plan=6)
