@@ -67,8 +67,7 @@ check-bench: kernel baseline initramfs
 # DEBUG_PAGEALLOC, kmemleak, hung tasks, fault injection) and the
 # reliability scenarios on it (tests/reliability/).  check-debug runs
 # short versions of every scenario; check-debug-short, what CI runs
-# (.ci/run), the same short versions without the migration integrity test
-# (README, "Known problem"), each scenario killed after 5 minutes; soak
+# (.ci/run), the same, each scenario killed after 5 minutes; soak
 # runs long ones (SOAK_SECONDS per timed scenario, SOAK_CYCLES removal
 # cycles) and ends with duration, pages verified, faults injected and bad
 # pages.  A debug kernel that does not build prints a failed reliability
@@ -76,7 +75,8 @@ check-bench: kernel baseline initramfs
 DEBUG_KERNEL = $(H)/build-debug-kernel.sh >/dev/null || \
 	{ echo "\# reliability: 0 passed, 1 failed: the debug kernel did not build"; exit 1; }
 DEBUG_SHORT = CHURN_SECONDS=20 FAULTS_SECONDS=20 OOM_PRESSURE_SECONDS=25 REMOVAL_CYCLES=3
-DEBUG_SHORT_TESTS = test_churn.py test_faults.py test_freeze.py test_oom.py test_removal.py
+DEBUG_SHORT_TESTS = test_churn.py test_faults.py test_freeze.py test_migration_integrity.py \
+	test_oom.py test_removal.py
 check-debug: tree initramfs
 	@$(DEBUG_KERNEL)
 	@$(DEBUG_SHORT) tests/reliability/run-all.sh
