@@ -66,8 +66,8 @@ check-bench: kernel baseline initramfs
 # The debug kernel (configs/debug.config: lockdep, KASAN, DEBUG_VM,
 # DEBUG_PAGEALLOC, kmemleak, hung tasks, fault injection) and the
 # reliability scenarios on it (tests/reliability/).  check-debug runs
-# short versions of every scenario; check-debug-short, what CI runs
-# (.ci/run), the same, each scenario killed after 5 minutes; soak
+# short versions of every scenario; check-debug-short, the last stage of
+# make check, the same, each scenario killed after 5 minutes; soak
 # runs long ones (SOAK_SECONDS per timed scenario, SOAK_CYCLES removal
 # cycles) and ends with duration, pages verified, faults injected and bad
 # pages.  A debug kernel that does not build prints a failed reliability

@@ -9,6 +9,10 @@
 #   4. every benchmark scenario once at a tiny size, on the project and
 #      the upstream kernel: proves make bench works, times nothing
 #                                            (harness/check-bench.sh)
+#   5. the debug kernel (KASAN, lockdep, kmemleak, DEBUG_VM, fault
+#      injection) and short reliability scenarios on it: churn, faults,
+#      freeze, migration integrity, OOM, removal; one point per scenario
+#                                            (make check-debug-short)
 #
 # Every stage prints TAP; this script shows it as it comes, keeps it in
 # build/check/, counts the results and ends with "N passed, N failed".
@@ -32,15 +36,17 @@ run() {
 	[ "$rc" = 0 ] || broken="$broken $name(rc=$rc)"
 }
 
+cd "$top" || exit 1
 for s in "patches harness/check-patches.sh" \
 	 "guest tests/guest/run-in-guest.py" \
 	 "e2e tests/e2e/run-all.sh" \
-	 "bench harness/check-bench.sh"; do
+	 "bench harness/check-bench.sh" \
+	 "debug make -s --no-print-directory check-debug-short"; do
 	name=${s%% *}
-	cmd=$top/${s#* }
 	echo "==== $name: ${s#* }"
 	start=$(date +%s)
-	run "$name" "$cmd"
+	# shellcheck disable=SC2086  # the command's words
+	run "$name" ${s#* }
 	echo "==== $name: $(( $(date +%s) - start )) s, exit $rc"
 done
 
