@@ -20,7 +20,8 @@ all: kernel initramfs
 
 help:
 	@sed -n '2,6p' Makefile | sed 's/^# \{0,1\}//'
-	@echo "targets: deps tree export kernel baseline initramfs run check bench clean distclean"
+	@echo "targets: deps tree export kernel baseline initramfs run check check-patches check-guest"
+	@echo "         check-e2e check-bench check-debug check-debug-short soak bench clean distclean"
 
 # Installs missing Debian packages; a no-op (a second) when all are there.
 deps:
