@@ -69,8 +69,9 @@ check-bench: kernel baseline initramfs
 # reliability scenarios on it (tests/reliability/).  check-debug runs
 # short versions of every scenario; check-debug-short, the last stage of
 # make check, the same, each scenario killed after 5 minutes; soak
-# runs long ones (SOAK_SECONDS per timed scenario, SOAK_CYCLES removal
-# cycles) and ends with duration, pages verified, faults injected and bad
+# runs long ones (SOAK_SECONDS per timed scenario, a migration
+# integrity round and a fault-time migration per minute of it,
+# SOAK_CYCLES removal cycles) and ends with duration, pages verified, faults injected and bad
 # pages.  A debug kernel that does not build prints a failed reliability
 # count, so that it is counted, not lost.
 DEBUG_KERNEL = $(H)/build-debug-kernel.sh >/dev/null || \
@@ -90,6 +91,7 @@ soak: tree initramfs
 	@$(DEBUG_KERNEL)
 	@CHURN_SECONDS=$(SOAK_SECONDS) FAULTS_SECONDS=$(SOAK_SECONDS) \
 		FAULTS_MIGRATIONS=$$(( $(SOAK_SECONDS) / 60 )) \
+		INTEGRITY_ROUNDS=$$(( $(SOAK_SECONDS) / 60 )) \
 		OOM_PRESSURE_SECONDS=$$(( $(SOAK_SECONDS) / 4 )) \
 		REMOVAL_CYCLES=$(SOAK_CYCLES) RELIABILITY_TIMEOUT=$$(( $(SOAK_SECONDS) * 3 + 3600 )) \
 		tests/reliability/run-all.sh
