@@ -58,6 +58,18 @@ RUNNING = []
 # multiple of 64 pages; 8 KiB less RAM (QEMU rounds -m to 8 KiB) puts
 # pc.ram on the page-at-a-time path, which resets the TLB entries.
 TCG_MIGRATION_SHORT_KIB = 8
+# Console lines that are kernel reports.  "BUG:" covers KASAN ("BUG:
+# KASAN: ..."), DEBUG_ATOMIC_SLEEP ("BUG: sleeping function called from
+# invalid context"), bad page state and page faults; lockdep's reports
+# are "WARNING: possible circular locking dependency detected" and the
+# like, plus "INFO: ..." lines.
+KERNEL_REPORT = re.compile(
+    r"BUG:|WARNING:|kernel BUG at|Oops|general protection fault|"
+    r"possible circular locking|possible recursive locking|inconsistent lock state|"
+    r"suspicious RCU usage|INFO: task .* blocked for more than|"
+    r"INFO: rcu_\w+ (self-)?detected stall|soft lockup|"
+    r"DEBUG_LOCKS_WARN_ON|list_add corruption|list_del corruption|"
+    r"Kernel panic|unreferenced object")
 
 
 class VMError(Exception):
@@ -292,6 +304,12 @@ class VM:
             return ""
 
     # ---- console ---------------------------------------------------------
+
+    def kernel_reports(self):
+        """Kernel reports on the console (``KERNEL_REPORT``), two lines of context each."""
+        lines = self.console_text().splitlines()
+        return ["\n".join(lines[i:i + 3]) for i, line in enumerate(lines)
+                if KERNEL_REPORT.search(line)]
 
     def console_text(self):
         """Everything the guest wrote to ttyS0 so far."""
@@ -561,10 +579,10 @@ class IncomingVM(VM):
         super().__init__(mem_mib=source.mem_mib, smp=source.smp, name=name,
                          scenario=source.scenario, append=source.append,
                          boot_timeout=source.boot_timeout, hugetlb=source.hugetlb,
-                         hugetlb_prealloc=source.hugetlb_prealloc)
+                         hugetlb_prealloc=source.hugetlb_prealloc,
+                         migratable=source.migratable)
         self.balloon = dict(source.balloon)
         self.kernel, self.initrd, self.accel = source.kernel, source.initrd, source.accel
-        self.migratable, self.ram_bytes = source.migratable, source.ram_bytes
         self.port = port or free_tcp_port()
         self.uri = f"tcp:127.0.0.1:{self.port}"
 
