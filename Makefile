@@ -14,14 +14,14 @@ INITRD := $(B)/initramfs.cpio.gz
 
 .PHONY: all deps tree export kernel baseline initramfs run check \
 	check-patches check-guest check-e2e bench check-bench clean distclean help \
-	check-debug check-debug-short soak
+	check-debug soak
 
 all: kernel initramfs
 
 help:
 	@sed -n '2,6p' Makefile | sed 's/^# \{0,1\}//'
 	@echo "targets: deps tree export kernel baseline initramfs run check check-patches check-guest"
-	@echo "         check-e2e check-bench check-debug check-debug-short soak bench clean distclean"
+	@echo "         check-e2e check-bench check-debug soak bench clean distclean"
 
 # Installs missing Debian packages; a no-op (a second) when all are there.
 deps:
@@ -66,25 +66,19 @@ check-bench: kernel baseline initramfs
 
 # The debug kernel (configs/debug.config: lockdep, KASAN, DEBUG_VM,
 # DEBUG_PAGEALLOC, kmemleak, hung tasks, fault injection) and the
-# reliability scenarios on it (tests/reliability/).  check-debug runs
-# short versions of every scenario; check-debug-short, the last stage of
-# make check, the same, each scenario killed after 5 minutes; soak
-# runs long ones (SOAK_SECONDS per timed scenario, a migration
-# integrity round and a fault-time migration per minute of it,
-# SOAK_CYCLES removal cycles) and ends with duration, pages verified, faults injected and bad
-# pages.  A debug kernel that does not build prints a failed reliability
-# count, so that it is counted, not lost.
+# reliability scenarios on it (tests/reliability/).  check-debug, the last
+# stage of make check, runs short versions of every scenario, each killed
+# after 5 minutes; soak runs long ones (SOAK_SECONDS per timed scenario, a
+# migration integrity round and a fault-time migration per minute of it,
+# SOAK_CYCLES removal cycles) and ends with duration, pages verified,
+# faults injected and bad pages.  A debug kernel that does not build
+# prints a failed reliability count, so that it is counted, not lost.
 DEBUG_KERNEL = $(H)/build-debug-kernel.sh >/dev/null || \
 	{ echo "\# reliability: 0 passed, 1 failed: the debug kernel did not build"; exit 1; }
-DEBUG_SHORT = CHURN_SECONDS=20 FAULTS_SECONDS=20 OOM_PRESSURE_SECONDS=25 REMOVAL_CYCLES=3
-DEBUG_SHORT_TESTS = test_churn.py test_faults.py test_freeze.py test_migration_integrity.py \
-	test_oom.py test_removal.py
 check-debug: tree initramfs
 	@$(DEBUG_KERNEL)
-	@$(DEBUG_SHORT) tests/reliability/run-all.sh
-check-debug-short: tree initramfs
-	@$(DEBUG_KERNEL)
-	@$(DEBUG_SHORT) RELIABILITY_TIMEOUT=300 tests/reliability/run-all.sh $(DEBUG_SHORT_TESTS)
+	@CHURN_SECONDS=20 FAULTS_SECONDS=20 OOM_PRESSURE_SECONDS=25 REMOVAL_CYCLES=3 \
+		RELIABILITY_TIMEOUT=300 tests/reliability/run-all.sh
 SOAK_SECONDS ?= 600
 SOAK_CYCLES ?= 100
 soak: tree initramfs

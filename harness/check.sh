@@ -12,7 +12,7 @@
 #   5. the debug kernel (KASAN, lockdep, kmemleak, DEBUG_VM, fault
 #      injection) and short reliability scenarios on it: churn, faults,
 #      freeze, migration integrity, OOM, removal; one point per scenario
-#                                            (make check-debug-short)
+#                                            (make check-debug)
 #
 # Every stage prints TAP; this script shows it as it comes, keeps it in
 # build/check/, counts the results and ends with "N passed, N failed".
@@ -41,7 +41,7 @@ for s in "patches harness/check-patches.sh" \
 	 "guest tests/guest/run-in-guest.py" \
 	 "e2e tests/e2e/run-all.sh" \
 	 "bench harness/check-bench.sh" \
-	 "debug make -s --no-print-directory check-debug-short"; do
+	 "debug make -s --no-print-directory check-debug"; do
 	name=${s%% *}
 	echo "==== $name: ${s#* }"
 	start=$(date +%s)
