@@ -63,7 +63,10 @@ def main():
     results = []
     problems = []
     with tempfile.TemporaryDirectory() as workdir:
+        # cma=64M: the page_reporting KUnit suite checks that free page
+        # hinting never holds CMA pageblocks (needs CONFIG_DMA_CMA).
         with VM(mem_mib=GUEST_MIB, name="guest-tests", scenario="selftests",
+                append="cma=64M",
                 initial_target_mib=GUEST_MIB * 3 // 4) as vm:
             rc = vm.shutdown(timeout=600)
             console = vm.console_text()
