@@ -10,7 +10,12 @@ when ``keep`` was set (see ``RUNNING``), or always when ``KEEP_RUN=1``.
 Environment: ``KERNEL`` and ``INITRD`` override the default images,
 ``ACCEL=kvm`` selects KVM instead of TCG (options may follow:
 ``ACCEL=tcg,thread=single``), ``VM_APPEND`` adds to every guest's kernel
-command line (``VM_APPEND=kunit.enable=0``).
+command line (``VM_APPEND=slub_debug=FZ``).
+
+The project kernel's KUnit suites run at boot only in a ``VM(kunit=True)``
+(the guest test stage): every other guest boots with ``kunit.enable=0``,
+so that it boots as fast as the upstream kernel, which has no suites, and
+no fake balloon inflates behind a scenario's or a benchmark's back.
 
 Guest RAM can be backed by the host's 2 MiB hugetlb pages
 (``VM(hugetlb=True)``); :class:`HostHugePages` makes sure the host has
@@ -82,7 +87,8 @@ class VM:
     ``mem_mib``/``smp`` size the guest.  The balloon options map to the
     device properties of the same name; ``None`` keeps QEMU's default.
     ``free_page_hint=True`` also creates the iothread it needs.
-    ``append`` adds kernel command-line arguments.  ``initial_target_mib``
+    ``append`` adds kernel command-line arguments; ``kunit=True`` runs
+    the kernel's built-in KUnit suites at boot.  ``initial_target_mib``
     sets the balloon target before the guest runs, so the driver inflates
     as soon as it binds.
 
@@ -106,8 +112,9 @@ class VM:
                  deflate_on_oom=None, free_page_hint=None, free_page_reporting=None,
                  page_poison=None, guest_stats_polling_interval=None,
                  initial_target_mib=None, boot_timeout=60.0, hugetlb=False,
-                 hugetlb_prealloc=True, migratable=False):
+                 hugetlb_prealloc=True, migratable=False, kunit=False):
         self.mem_mib = mem_mib
+        self.kunit = kunit
         self.smp = smp
         self.name = name
         self.scenario = scenario
@@ -222,7 +229,8 @@ class VM:
                "-qmp", f"unix:{self.path('qmp.sock')},server=on,wait=off",
                "-kernel", self.kernel, "-initrd", self.initrd,
                "-append", " ".join(filter(None, [
-                   f"console=ttyS0 panic=-1 scenario={self.scenario}", self.append,
+                   f"console=ttyS0 panic=-1 scenario={self.scenario}",
+                   "" if self.kunit else "kunit.enable=0", self.append,
                    os.environ.get("VM_APPEND", "")]))]
         if self.hugetlb:
             if self.mem_mib % HUGEPAGE_MIB:
@@ -580,7 +588,7 @@ class IncomingVM(VM):
                          scenario=source.scenario, append=source.append,
                          boot_timeout=source.boot_timeout, hugetlb=source.hugetlb,
                          hugetlb_prealloc=source.hugetlb_prealloc,
-                         migratable=source.migratable)
+                         migratable=source.migratable, kunit=source.kunit)
         self.balloon = dict(source.balloon)
         self.kernel, self.initrd, self.accel = source.kernel, source.initrd, source.accel
         self.port = port or free_tcp_port()

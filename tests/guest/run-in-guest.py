@@ -1,11 +1,16 @@
 #!/usr/bin/env python3
-"""Run the in-kernel and in-guest tests in one boot and report them as TAP.
+"""Run the in-kernel and in-guest tests in three boots and report them as TAP.
 
 The guest boots with ``scenario=selftests``.  Built-in KUnit suites run
 during boot and print KTAP on the console; /init then runs the balloon
 kselftests (tools/testing/selftests/balloon) with the kselftest runner.
 The balloon target is set to three quarters of RAM before the guest runs,
 so the tests that need an inflated balloon have one.
+
+Two more boots run the KUnit suites alone with ``init_on_free=1`` and with
+``page_poison=1``: free pages then have a content the balloon and the
+reporting and hinting code must preserve.  Their cases are named
+``kunit[init_on_free=1]: ...`` and ``kunit[page_poison=1]: ...``.
 
 Each part of the console log is parsed by the kernel's own parser,
 ``tools/testing/kunit/kunit.py parse``, and every test case it found is
@@ -48,44 +53,64 @@ def _cases(group, prefix=""):
         yield from _cases(sub, prefix + sub["name"] + ".")
 
 
-def split_console(text):
-    """Return (KUnit part, kselftest part) of the console log."""
-    m = re.search(r"^@@INIT scenario=selftests$", text, re.M)
+def split_console(text, scenario):
+    """Return (KUnit part, the part /init printed) of the console log."""
+    m = re.search(rf"^@@INIT scenario={scenario}$", text, re.M)
     if not m:
         raise RuntimeError("the guest never reached /init")
     end = re.search(r"^@@INIT done$", text, re.M)
     if not end:
-        raise RuntimeError("the guest selftests did not finish")
+        raise RuntimeError(f"the guest's {scenario} scenario did not finish")
     return text[:m.start()], text[m.end():end.start()]
+
+
+# (label, extra kernel command line, /init scenario): the first boot also
+# runs the kselftests; the others run only the boot-time KUnit suites.
+BOOTS = [
+    ("", "", "selftests"),
+    ("init_on_free=1", "init_on_free=1", "kunit"),
+    ("page_poison=1", "page_poison=1", "kunit"),
+]
+
+
+def run_boot(label, append, scenario, workdir, results, problems):
+    """Boot once; add its cases to ``results`` and what went wrong to ``problems``."""
+    tag = f"[{label}]" if label else ""
+    name = "guest-tests" + ("-" + label.split("=")[0].replace("_", "-") if label else "")
+    # cma=64M: the page_reporting KUnit suite checks that free page
+    # hinting never holds CMA pageblocks (needs CONFIG_DMA_CMA).
+    with VM(mem_mib=GUEST_MIB, name=name, scenario=scenario,
+            append=("cma=64M " + append).strip(), kunit=True,
+            initial_target_mib=GUEST_MIB * 3 // 4) as vm:
+        rc = vm.shutdown(timeout=600)
+        console = vm.console_text()
+        if rc is None:
+            problems.append(f"the guest{tag} did not finish within 600 s")
+    try:
+        kunit, rest = split_console(console, scenario)
+    except RuntimeError as e:
+        problems.append(f"{e}{tag}")
+        kunit, rest = console, ""
+    if "KTAP version" in kunit and not re.search(r"^1\.\.0$", kunit, re.M):
+        cases = kunit_parse(kunit, workdir, "kunit" + label)
+        if not cases:
+            problems.append(f"no KUnit result in the console log{tag}")
+        results += [(f"kunit{tag}: " + n, s) for n, s in cases]
+    else:
+        print(f"# kunit{tag}: no KUnit suite is built into this kernel")
+    if scenario == "selftests":
+        cases = kunit_parse(rest, workdir, "kselftest") if rest else []
+        if not cases:
+            problems.append("no kselftest result in the console log")
+        results += cases
 
 
 def main():
     results = []
     problems = []
     with tempfile.TemporaryDirectory() as workdir:
-        # cma=64M: the page_reporting KUnit suite checks that free page
-        # hinting never holds CMA pageblocks (needs CONFIG_DMA_CMA).
-        with VM(mem_mib=GUEST_MIB, name="guest-tests", scenario="selftests",
-                append="cma=64M",
-                initial_target_mib=GUEST_MIB * 3 // 4) as vm:
-            rc = vm.shutdown(timeout=600)
-            console = vm.console_text()
-            if rc is None:
-                problems.append("the guest did not finish within 600 s")
-        try:
-            kunit, kselftest = split_console(console)
-        except RuntimeError as e:
-            problems.append(str(e))
-            kunit, kselftest = console, ""
-        if "KTAP version" in kunit and not re.search(r"^1\.\.0$", kunit, re.M):
-            results += [("kunit: " + n, s) for n, s in kunit_parse(kunit, workdir, "kunit")]
-        else:
-            print("# kunit: no KUnit suite is built into this kernel")
-        if kselftest:
-            cases = kunit_parse(kselftest, workdir, "kselftest")
-            if not cases:
-                problems.append("no kselftest result in the console log")
-            results += cases
+        for label, append, scenario in BOOTS:
+            run_boot(label, append, scenario, workdir, results, problems)
 
     print("TAP version 13")
     print(f"1..{len(results) + len(problems)}")
