@@ -1,27 +1,33 @@
 # virtio-balloon series for Linux 6.12: build, run and test against QEMU.
 #
 #   make run      build what is missing, boot a guest, show the balloon working
-#   make check    every test; the last line is "N passed, N failed"
+#   make check    every test, one KTAP document; the last line is "N passed, N failed"
 #
 # See README.md for the development loop (make tree / edit / make export).
 
 SHELL := /bin/sh
 H := harness
 B := build
-KERNEL := $(B)/kernel/arch/x86/boot/bzImage
-BASELINE := $(B)/baseline/arch/x86/boot/bzImage
 INITRD := $(B)/initramfs.cpio.gz
+# The harness is one Python package, harness/balloon_harness.
+PY := PYTHONPATH=$(H) PYTHONDONTWRITEBYTECODE=1 python3
+CHECK := $(PY) -m balloon_harness.check
 
-.PHONY: all deps tree export kernel baseline initramfs run check \
-	check-patches check-guest check-e2e bench check-bench clean distclean help \
-	check-debug soak
+.PHONY: all deps tree export kernel upstream baseline initramfs run check \
+	check-harness check-patches check-guest check-e2e check-bench check-debug \
+	bench soak clean distclean help
 
 all: kernel initramfs
 
 help:
 	@sed -n '2,6p' Makefile | sed 's/^# \{0,1\}//'
-	@echo "targets: deps tree export kernel baseline initramfs run check check-patches check-guest"
-	@echo "         check-e2e check-bench check-debug soak bench clean distclean"
+	@echo "build:  deps tree export kernel upstream initramfs"
+	@echo "run:    run bench soak"
+	@echo "check:  check = check-harness check-patches check-guest check-e2e check-bench check-debug"
+	@echo "        (one scenario: make check-e2e SCENARIOS=test_stats.py)"
+	@echo "clean:  clean distclean"
+
+# ---- build steps -----------------------------------------------------------
 
 # Installs missing Debian packages; a no-op (a second) when all are there.
 deps:
@@ -36,59 +42,57 @@ export:
 kernel: tree
 	@$(H)/build-kernel.sh $(B)/linux $(B)/kernel configs/project.config >/dev/null
 
-baseline: tree
-	@$(H)/make-baseline.sh >/dev/null
+# The unpatched kernel every comparison is made against, in build/baseline.
+upstream: tree
+	@$(H)/make-upstream.sh >/dev/null
+baseline: upstream
 
 initramfs: tree
 	@$(H)/build-initramfs.sh $(INITRD)
 
 run: kernel initramfs
-	@python3 $(H)/demo.py
-
-check: kernel baseline initramfs
-	@$(H)/check.sh
-
-# The stages of make check, one at a time.
-check-patches: tree
-	@$(H)/check-patches.sh
-check-guest: kernel initramfs
-	@python3 tests/guest/run-in-guest.py
-check-e2e: kernel initramfs
-	@tests/e2e/run-all.sh
+	@$(PY) $(H)/demo.py
 
 # The project against upstream, interleaved rounds, into results/latest
 # (README.md, "Benchmarks").  SCENARIO=name runs one, ROUNDS=N sets the rounds.
-bench: kernel baseline initramfs
-	@python3 bench/run.py
-# Every benchmark scenario once at a tiny size: proves it works, times nothing.
-check-bench: kernel baseline initramfs
-	@BENCH_QUICK=1 python3 bench/run.py
+bench: kernel upstream initramfs
+	@$(PY) bench/run.py
 
+# ---- test stages (harness/balloon_harness/check.py) ------------------------
+
+# Every stage, one KTAP document counted by the kernel's KTAP parser.
+check: kernel upstream initramfs
+	@$(CHECK)
+
+# The stages one at a time; SCENARIOS picks scenario files of a stage.
+check-harness: tree
+	@$(CHECK) harness
+check-patches: tree
+	@$(CHECK) patches
+check-guest: kernel initramfs
+	@$(CHECK) guest
+check-e2e: kernel upstream initramfs
+	@$(CHECK) e2e $(SCENARIOS)
+# Every benchmark scenario once at a tiny size: proves it works, times nothing.
+check-bench: kernel upstream initramfs
+	@$(CHECK) bench
 # The debug kernel (configs/debug.config: lockdep, KASAN, DEBUG_VM,
-# DEBUG_PAGEALLOC, kmemleak, hung tasks, fault injection) and the
-# reliability scenarios on it (tests/reliability/).  check-debug, the last
-# stage of make check, runs short versions of every scenario, each killed
-# after 5 minutes; soak runs long ones (SOAK_SECONDS per timed scenario, a
-# migration integrity round and a fault-time migration per minute of it,
-# SOAK_CYCLES removal cycles) and ends with duration, pages verified,
-# faults injected and bad pages.  A debug kernel that does not build
-# prints a failed reliability count, so that it is counted, not lost.
-DEBUG_KERNEL = $(H)/build-debug-kernel.sh >/dev/null || \
-	{ echo "\# reliability: 0 passed, 1 failed: the debug kernel did not build"; exit 1; }
+# DEBUG_PAGEALLOC, kmemleak, hung tasks, fault injection) builds, a test
+# point of its own, then short reliability scenarios run on it.
 check-debug: tree initramfs
-	@$(DEBUG_KERNEL)
-	@CHURN_SECONDS=20 FAULTS_SECONDS=20 OOM_PRESSURE_SECONDS=25 REMOVAL_CYCLES=3 \
-		RELIABILITY_TIMEOUT=300 tests/reliability/run-all.sh
+	@$(CHECK) debug $(SCENARIOS)
+# The same scenarios, long: SOAK_SECONDS per timed scenario, a migration
+# integrity round and a fault-time migration per minute of it,
+# SOAK_CYCLES removal cycles; ends with duration, pages verified, faults
+# injected and bad pages.  Each scenario's timeout follows its durations.
 SOAK_SECONDS ?= 600
 SOAK_CYCLES ?= 100
 soak: tree initramfs
-	@$(DEBUG_KERNEL)
 	@CHURN_SECONDS=$(SOAK_SECONDS) FAULTS_SECONDS=$(SOAK_SECONDS) \
 		FAULTS_MIGRATIONS=$$(( $(SOAK_SECONDS) / 60 )) \
 		INTEGRITY_ROUNDS=$$(( $(SOAK_SECONDS) / 60 )) \
 		OOM_PRESSURE_SECONDS=$$(( $(SOAK_SECONDS) / 4 )) \
-		REMOVAL_CYCLES=$(SOAK_CYCLES) RELIABILITY_TIMEOUT=$$(( $(SOAK_SECONDS) * 3 + 3600 )) \
-		tests/reliability/run-all.sh
+		REMOVAL_CYCLES=$(SOAK_CYCLES) $(CHECK) debug $(SCENARIOS)
 
 # Build outputs only; the tree (and any unexported work in it) stays.
 clean:

@@ -32,9 +32,11 @@ import subprocess
 import sys
 import time
 
-TOP = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, os.path.join(TOP, "harness"))
-from vm import VM, VMError  # noqa: E402  (found through the path above)
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                                "harness"))
+from balloon_harness.errors import VMError  # noqa: E402,F401  (scenarios raise it)
+from balloon_harness.paths import TOP  # noqa: E402,F401  (bench/run.py uses it)
+from balloon_harness.vm import VM  # noqa: E402
 
 MiB = 1 << 20
 # query-balloon is polled this often while a balloon change is timed.
@@ -93,9 +95,7 @@ def summary(values):
 
 def guest(kernel, **kwargs):
     """A :class:`VM` (not started yet) booting ``kernel``; use it with ``with``."""
-    vm = VM(**kwargs)
-    vm.kernel = kernel
-    return vm
+    return VM(kernel=kernel, **kwargs)
 
 
 def balloon_to(vm, target_mib, timeout):
@@ -108,15 +108,12 @@ def balloon_to(vm, target_mib, timeout):
     target = target_mib * MiB
     start = time.monotonic()
     vm.set_target(target)
-    while True:
-        actual = vm.actual()
-        took = time.monotonic() - start
-        if actual == target:
-            return took
-        if took > timeout:
-            raise VMError(f"balloon target {target_mib} MiB not reached after {timeout:.0f} s "
-                          f"(actual {actual / MiB:.1f} MiB)")
-        time.sleep(POLL_S)
+    actual = vm.wait_actual(target, timeout=timeout, interval=POLL_S)
+    took = time.monotonic() - start
+    if actual != target:
+        raise VMError(f"balloon target {target_mib} MiB not reached after {timeout:.0f} s "
+                      f"(actual {actual / MiB:.1f} MiB)")
+    return took
 
 
 def gnuplot(outdir, name, script):

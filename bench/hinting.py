@@ -33,6 +33,7 @@ HINTING_SPARE_MIB (96; 64).
 import time
 
 import benchlib
+from balloon_harness.migration import migrate
 from benchlib import MiB, Metric
 
 NAME = "hinting"
@@ -111,7 +112,7 @@ def _case(vm, case, params):
     free_before = vm.meminfo()["MemFree"]
     sampler = vm.sh_ok(f"({SAMPLE_LOOP}) >/tmp/memfree.log 2>&1 </dev/null & echo $!")
     start = time.monotonic()
-    result = vm.migrate("exec:cat > /dev/null", downtime_limit=DOWNTIME_LIMIT_MS)
+    result = migrate(vm, "exec:cat > /dev/null", downtime_limit=DOWNTIME_LIMIT_MS)
     secs = time.monotonic() - start
     vm.qmp.execute("cont")
     if result["status"] != "completed":
@@ -120,17 +121,11 @@ def _case(vm, case, params):
     low = min([int(v) for v in samples if v.isdigit()] or [0])
     vm.sh_ok(stop, timeout=300)  # a corrupted workset page fails the sample
     if case != "fragmented":  # the guest gets back what it held: next case starts alike
-        _wait_memfree(vm, free_before - MEMFREE_SLACK_KB, timeout=20)
+        vm.wait_memfree(free_before - MEMFREE_SLACK_KB, timeout=20)
     ram = result["ram"]
     return ram["transferred"], secs, low, {
         "normal": ram.get("normal"), "duplicate": ram.get("duplicate"),
         "syncs": ram.get("dirty-sync-count"), "memfree_before_kib": free_before}
-
-
-def _wait_memfree(vm, at_least_kb, timeout):
-    deadline = time.monotonic() + timeout
-    while vm.meminfo()["MemFree"] < at_least_kb and time.monotonic() < deadline:
-        time.sleep(0.5)
 
 
 def plot(samples, params, outdir, others):

@@ -21,7 +21,7 @@ import time
 
 import benchlib
 from benchlib import Metric
-import vm as vmlib
+from balloon_harness import host
 
 NAME = "hugetlb_inflate"
 WHAT = ("inflate most of a guest whose RAM is 2 MiB hugetlb pages on the host: how much host "
@@ -48,7 +48,7 @@ def metrics(params):
 
 def run(kernel, params, say):
     guest_mib, balloon_mib = params["guest_mib"], params["balloon_mib"]
-    pool = vmlib.HostHugePages(guest_mib // vmlib.HUGEPAGE_MIB)
+    pool = host.HostHugePages(guest_mib // host.HUGEPAGE_MIB)
     reason = pool.reserve()
     if reason:
         raise benchlib.Skip(f"no {guest_mib} MiB of 2 MiB huge pages on the host: {reason}")
@@ -57,13 +57,13 @@ def run(kernel, params, say):
         with benchlib.guest(kernel, mem_mib=guest_mib, hugetlb=True,
                             name="bench-hugetlb") as vm:
             boot = time.monotonic() - start
-            free0 = vmlib.host_hugepages_free()
+            free0 = host.host_hugepages_free()
             inflate = benchlib.balloon_to(vm, guest_mib - balloon_mib, params["timeout_s"])
-            free1 = vmlib.host_hugepages_free()
+            free1 = host.host_hugepages_free()
             deflate = benchlib.balloon_to(vm, guest_mib, params["timeout_s"])
     finally:
         pool.release()
-    freed = (free1 - free0) * vmlib.HUGEPAGE_MIB
+    freed = (free1 - free0) * host.HUGEPAGE_MIB
     say(f"inflate {balloon_mib} MiB in {inflate:.2f} s freed {freed} MiB of host huge pages "
         f"({100 * freed / balloon_mib:.0f} %); deflate {deflate:.2f} s")
     return {"metrics": {"freed_mib": freed, "freed_pct": 100 * freed / balloon_mib,

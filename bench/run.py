@@ -23,7 +23,7 @@ Environment:
   BENCH_QUICK=1      every scenario once per kernel at tiny sizes: proves
                      the benchmark works, in a minute or two; writes to
                      build/bench-quick unless BENCH_RESULTS is set
-  BENCH_UPSTREAM     upstream bzImage (build/baseline/arch/x86/boot/bzImage)
+  BENCH_UPSTREAM     upstream bzImage (make upstream: build/baseline/arch/x86/boot/bzImage)
   BENCH_PROJECT      project bzImage (build/kernel/arch/x86/boot/bzImage)
   BENCH_RESULTS      results directory (results)
 Sizes are per scenario; see the docstring of each bench/<name>.py.
@@ -45,12 +45,11 @@ import traceback
 sys.dont_write_bytecode = True  # no __pycache__ in bench/ or harness/
 
 import benchlib  # noqa: E402
+from balloon_harness import paths  # noqa: E402
 from benchlib import KERNELS, TOP  # noqa: E402
 
 ORDER = ("floor", "inflate_deflate", "hugetlb_inflate", "reporting", "pagefault", "hinting",
          "pressure")
-KERNEL_DEFAULTS = {"upstream": "build/baseline/arch/x86/boot/bzImage",
-                   "project": "build/kernel/arch/x86/boot/bzImage"}
 HOST = "host"  # label of the samples of a scenario that boots no guest
 
 
@@ -66,10 +65,10 @@ class Bench:
         if any(s.PER_KERNEL for s in self.scenarios):
             for label in KERNELS:
                 path = os.environ.get("BENCH_" + label.upper(),
-                                      os.path.join(TOP, KERNEL_DEFAULTS[label]))
+                                      paths.kernel_image(label))
                 if not os.path.isfile(path):
                     sys.exit(f"bench: the {label} kernel {path} does not exist "
-                             f"({'make baseline' if label == 'upstream' else 'make kernel'}, "
+                             f"({'make upstream' if label == 'upstream' else 'make kernel'}, "
                              f"or set BENCH_{label.upper()})")
                 self.kernels[label] = os.path.abspath(path)
         root = os.environ.get("BENCH_RESULTS",

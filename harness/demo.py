@@ -13,14 +13,15 @@ second) and walks through what the balloon does, as QEMU sees it:
      RSS falls as the freed pages are reported and discarded.
 
 Environment: DEMO_GUEST_MIB (1024), DEMO_FILL_MIB (768), plus KERNEL,
-INITRD and ACCEL as for every VM (harness/vm.py).
+INITRD and ACCEL as for every VM (harness/balloon_harness/vm.py).
 """
 
 import os
 import sys
 import time
 
-from vm import VM, VMError
+from balloon_harness.errors import VMError
+from balloon_harness.vm import VM
 
 MiB = 1 << 20
 GUEST_MIB = int(os.environ.get("DEMO_GUEST_MIB", 1024))
@@ -43,8 +44,7 @@ def negotiated(vm):
 def balloon_to(vm, target_mib):
     """Set the target and wait for query-balloon to reach it; return seconds."""
     start = time.monotonic()
-    vm.set_target(target_mib * MiB)
-    actual = vm.wait_actual(target_mib * MiB, timeout=120)
+    actual = vm.resize(target_mib * MiB, timeout=120)
     took = time.monotonic() - start
     if actual != target_mib * MiB:
         raise VMError(f"balloon did not reach {target_mib} MiB (at {actual / MiB:.1f} MiB)")

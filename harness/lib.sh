@@ -24,7 +24,7 @@ series_patches() {
 	sed -e 's/#.*//' -e '/^[[:space:]]*$/d' "$SERIES_DIR/series"
 }
 
-# Apply series/ on top of the baseline in the current directory (the tree).
+# Apply series/ on top of the base commit in the current directory (the tree).
 apply_series() {
 	n=$(series_patches | wc -l)
 	info "tree: applying $n patch(es) from series/"

@@ -17,19 +17,37 @@ RAM, MemTotal back to its value before the inflate).
 Environment (defaults): COMPACT_GUEST_MIB (512), COMPACT_BALLOON_MIB (128).
 """
 
+import os
+import sys
 import time
 
-import lib
-from lib import MiB, check
-from vm import VM
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "../../harness"))
+from balloon_harness import scenario  # noqa: E402
+from balloon_harness.scenario import MiB, check  # noqa: E402
+from balloon_harness.vm import VM  # noqa: E402
 
-GUEST_MIB = lib.env_int("COMPACT_GUEST_MIB", 512)
-BALLOON_MIB = lib.env_int("COMPACT_BALLOON_MIB", 128)
+GUEST_MIB = scenario.env_int("COMPACT_GUEST_MIB", 512)
+BALLOON_MIB = scenario.env_int("COMPACT_BALLOON_MIB", 128)
 TARGET_MIB = GUEST_MIB - BALLOON_MIB
 # The fragmenting fill leaves this much of MemFree alone.
 FILL_SPARE_MIB = 48
 FRAG_DIR = "/tmp/frag"
 CONFIGS = (("default device", {}), ("deflate-on-oom", {"deflate_on_oom": True}))
+
+
+def case_names(desc):
+    """The cases of configuration ``desc``, in the order they run."""
+    return [f"{desc}: inflate {BALLOON_MIB} MiB into fragmented memory: "
+            "query-balloon actual == target",
+            f"{desc}: compact_memory migrates ballooned pages (vmstat balloon_migrate "
+            "and debugfs migrated_pages grow), query-balloon actual unchanged",
+            f"{desc}: after compaction a deflate gives back every page: "
+            "actual == RAM, MemTotal as before the inflate"]
+
+
+# The cases, in the order they run (registered: the plan is their number).
+CASES = [name for desc, _ in CONFIGS for name in case_names(desc)]
+TIMEOUT = 600
 
 
 def fragment(tap, vm):
@@ -48,15 +66,13 @@ def run(tap, desc, options):
     with VM(mem_mib=GUEST_MIB, name="compaction", **options) as vm:
         total0 = vm.meminfo()["MemTotal"]
         fragment(tap, vm)
+        inflated, compacted, deflated = case_names(desc)
 
-        with tap.case(f"{desc}: inflate {BALLOON_MIB} MiB into fragmented memory: "
-                      "query-balloon actual == target"):
-            vm.set_target(TARGET_MIB * MiB)
-            check.assertEqual(vm.wait_actual(TARGET_MIB * MiB, timeout=60), TARGET_MIB * MiB)
+        with tap.case(inflated):
+            check.assertEqual(vm.resize(TARGET_MIB * MiB, timeout=60), TARGET_MIB * MiB)
             vm.sh_ok(f"rm -rf {FRAG_DIR}")
 
-        with tap.case(f"{desc}: compact_memory migrates ballooned pages (vmstat balloon_migrate "
-                      "and debugfs migrated_pages grow), query-balloon actual unchanged"):
+        with tap.case(compacted):
             stat0, counters0 = vm.vmstat(), vm.balloon_counters()
             start = time.monotonic()
             vm.sh_ok("echo 1 > /proc/sys/vm/compact_memory", timeout=120)
@@ -78,10 +94,8 @@ def run(tap, desc, options):
                 check.assertGreater(counters["migrated_pages"], counters0["migrated_pages"],
                                     "debugfs migrated_pages")
 
-        with tap.case(f"{desc}: after compaction a deflate gives back every page: "
-                      "actual == RAM, MemTotal as before the inflate"):
-            vm.set_target(GUEST_MIB * MiB)
-            actual = vm.wait_actual(GUEST_MIB * MiB, timeout=60)
+        with tap.case(deflated):
+            actual = vm.resize(GUEST_MIB * MiB, timeout=60)
             total = vm.meminfo()["MemTotal"]
             tap.diag(f"actual {actual / MiB:.2f} MiB, MemTotal {total0} -> {total} kB")
             check.assertEqual(actual, GUEST_MIB * MiB)
@@ -94,4 +108,4 @@ def main(tap):
 
 
 if __name__ == "__main__":
-    lib.run(main, plan=3 * len(CONFIGS))
+    scenario.run(main, CASES, timeout=TIMEOUT)

@@ -18,11 +18,14 @@ statistics.  Upstream's driver has no counters file: every case fails
 there.
 """
 
+import os
+import sys
 import time
 
-import lib
-from lib import MiB, check
-from vm import VM
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "../../harness"))
+from balloon_harness import scenario  # noqa: E402
+from balloon_harness.scenario import MiB, check  # noqa: E402
+from balloon_harness.vm import VM  # noqa: E402
 
 GUEST_MIB = 512
 PAGE = 4096
@@ -36,6 +39,21 @@ COUNTERS = ("target_pages", "balloon_pages", "inflated_pages", "deflated_pages",
 FAILURES = ("alloc_failures", "migrate_failures", "report_failures", "oom_deflates")
 # Counters are read as settled once two reads this far apart agree.
 SETTLE_S = 0.5
+
+
+# The cases, in the order they run (registered: the plan is their number).
+CASES = [
+    "debugfs counters file lists every documented counter, balloon empty",
+    "inflate 512 -> 256 MiB: invariants hold against query-balloon, "
+    "inflated_pages and inflate_bufs moved by the inflate",
+    "deflate 256 -> 384 MiB: invariants hold, deflated_pages and deflate_bufs "
+    "moved by the deflate",
+    "target above RAM: full deflate, target_pages == balloon_pages == 0, "
+    "inflated_pages == deflated_pages",
+    "stats polling every 1 s: stats_requests grows with QEMU's last-update",
+    "no allocation, migration or report failures in this run",
+]
+TIMEOUT = 600
 
 
 def settled_counters(vm, timeout=20.0):
@@ -58,8 +76,7 @@ def settled_counters(vm, timeout=20.0):
 def balloon_to(tap, vm, target_mib, expect_mib=None):
     """Set the target, wait for query-balloon; return (actual, settled counters)."""
     expect_mib = target_mib if expect_mib is None else expect_mib
-    vm.set_target(target_mib * MiB)
-    actual = vm.wait_actual(expect_mib * MiB, timeout=60)
+    actual = vm.resize(target_mib * MiB, timeout=60, expect=expect_mib * MiB)
     check.assertEqual(actual, expect_mib * MiB, "query-balloon actual")
     counters = settled_counters(vm)
     tap.diag(f"target {target_mib} MiB: actual {actual / MiB:.2f} MiB; "
@@ -84,15 +101,14 @@ def moved(before, after, name):
 
 def main(tap):
     with VM(mem_mib=GUEST_MIB, name="counters") as vm:
-        with tap.case("debugfs counters file lists every documented counter, balloon empty"):
+        with tap.case(CASES[0]):
             c0 = vm.balloon_counters()
             check.assertIsNotNone(c0, f"no counters file for {vm.balloon_device()} in debugfs")
             tap.diag(" ".join(f"{k}={v}" for k, v in c0.items()))
             check.assertEqual(sorted(set(COUNTERS) - set(c0)), [], "counters missing")
             assert_invariants(c0, GUEST_MIB, vm.actual())
 
-        with tap.case("inflate 512 -> 256 MiB: invariants hold against query-balloon, "
-                      "inflated_pages and inflate_bufs moved by the inflate"):
+        with tap.case(CASES[1]):
             actual, c1 = balloon_to(tap, vm, 256)
             assert_invariants(c1, 256, actual)
             check.assertEqual(moved(c0, c1, "inflated_pages"), 256 * PAGES_PER_MIB)
@@ -100,21 +116,19 @@ def main(tap):
             check.assertGreater(moved(c0, c1, "inflate_bufs"), 0)
             check.assertEqual(moved(c0, c1, "deflate_bufs"), 0)
 
-        with tap.case("deflate 256 -> 384 MiB: invariants hold, deflated_pages and deflate_bufs "
-                      "moved by the deflate"):
+        with tap.case(CASES[2]):
             actual, c2 = balloon_to(tap, vm, 384)
             assert_invariants(c2, 384, actual)
             check.assertEqual(moved(c1, c2, "deflated_pages"), 128 * PAGES_PER_MIB)
             check.assertEqual(moved(c1, c2, "inflated_pages"), 0)
             check.assertGreater(moved(c1, c2, "deflate_bufs"), 0)
 
-        with tap.case("target above RAM: full deflate, target_pages == balloon_pages == 0, "
-                      "inflated_pages == deflated_pages"):
+        with tap.case(CASES[3]):
             actual, c3 = balloon_to(tap, vm, 2 * GUEST_MIB, GUEST_MIB)
             assert_invariants(c3, 2 * GUEST_MIB, actual)
             check.assertEqual((c3["target_pages"], c3["balloon_pages"]), (0, 0))
 
-        with tap.case("stats polling every 1 s: stats_requests grows with QEMU's last-update"):
+        with tap.case(CASES[4]):
             before = vm.balloon_counters()["stats_requests"]
             first = vm.guest_stats()["last-update"]
             vm.set_stats_interval(1)
@@ -130,7 +144,7 @@ def main(tap):
             check.assertEqual(updates, 3, "QEMU's last-update advanced three times")
             check.assertGreaterEqual(after - before, updates)
 
-        with tap.case("no allocation, migration or report failures in this run"):
+        with tap.case(CASES[5]):
             c = vm.balloon_counters()
             tap.diag(" ".join(f"{k}={c.get(k)}" for k in COUNTERS))
             failures = {k: c[k] for k in FAILURES if k in c}
@@ -138,4 +152,4 @@ def main(tap):
             check.assertEqual(failures, {k: 0 for k in failures})
 
 if __name__ == "__main__":
-    lib.run(main, plan=6)
+    scenario.run(main, CASES, timeout=TIMEOUT)

@@ -9,11 +9,14 @@ instead of letting the OOM killer run: an allocation larger than the free
 memory succeeds and QEMU's actual grows.
 """
 
+import os
+import sys
 import time
 
-import lib
-from lib import MiB, check
-from vm import VM
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "../../harness"))
+from balloon_harness import scenario  # noqa: E402
+from balloon_harness.scenario import MiB, check  # noqa: E402
+from balloon_harness.vm import VM  # noqa: E402
 
 GUEST_MIB = 512
 TARGET_MIB = 256
@@ -24,30 +27,39 @@ MEMFREE_SLACK_KB = 8 * 1024
 OVERCOMMIT_MIB = 64
 
 
+# The cases, in the order they run (registered: the plan is their number).
+CASES = [
+    f"inflate to {TARGET_MIB} MiB: query-balloon actual == target exactly",
+    "inflate: MemTotal unchanged (ballooned pages stay accounted)",
+    f"inflate: MemFree fell by {GUEST_MIB - TARGET_MIB} MiB (within 8 MiB)",
+    f"pressure: allocating MemFree + {OVERCOMMIT_MIB} MiB succeeds by deflating, "
+    "no OOM kill",
+]
+TIMEOUT = 600
+
+
 def main(tap):
     with VM(mem_mib=GUEST_MIB, deflate_on_oom=True, name="deflate-on-oom") as vm:
         before = vm.meminfo()
         tap.diag(f"initial MemTotal {before['MemTotal']} kB, MemFree {before['MemFree']} kB")
 
-        with tap.case(f"inflate to {TARGET_MIB} MiB: query-balloon actual == target exactly"):
+        with tap.case(CASES[0]):
             start = time.monotonic()
-            vm.set_target(TARGET_MIB * MiB)
-            actual = vm.wait_actual(TARGET_MIB * MiB, timeout=60)
+            actual = vm.resize(TARGET_MIB * MiB, timeout=60)
             tap.diag(f"actual {actual / MiB:.2f} MiB after {time.monotonic() - start:.1f} s")
             check.assertEqual(actual, TARGET_MIB * MiB)
 
         after = vm.meminfo()
         tap.diag(f"after inflate: MemTotal {after['MemTotal']} kB, MemFree {after['MemFree']} kB")
 
-        with tap.case("inflate: MemTotal unchanged (ballooned pages stay accounted)"):
+        with tap.case(CASES[1]):
             check.assertEqual(after["MemTotal"], before["MemTotal"])
 
-        with tap.case(f"inflate: MemFree fell by {GUEST_MIB - TARGET_MIB} MiB (within 8 MiB)"):
+        with tap.case(CASES[2]):
             check.assertAlmostEqual(before["MemFree"] - after["MemFree"],
                                     (GUEST_MIB - TARGET_MIB) * 1024, delta=MEMFREE_SLACK_KB)
 
-        with tap.case(f"pressure: allocating MemFree + {OVERCOMMIT_MIB} MiB succeeds by deflating, "
-                      "no OOM kill"):
+        with tap.case(CASES[3]):
             fill_mib = after["MemFree"] // 1024 + OVERCOMMIT_MIB
             start = time.monotonic()
             rc, out = vm.sh(f"balloon-mem fill {fill_mib}", timeout=120)
@@ -64,4 +76,4 @@ def main(tap):
 
 
 if __name__ == "__main__":
-    lib.run(main, plan=4)
+    scenario.run(main, CASES, timeout=TIMEOUT)

@@ -8,9 +8,12 @@ guest's /sys/bus/virtio/devices/virtioN/features (N: the device whose
 ones a stock 6.12 driver takes from what the device offers.
 """
 
-import lib
-from lib import check
-from vm import VM
+import os
+import sys
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "../../harness"))
+from balloon_harness import scenario  # noqa: E402
+from balloon_harness.scenario import check  # noqa: E402
+from balloon_harness.vm import VM  # noqa: E402
 
 # Bit numbers of the names x-query-virtio-status prints (virtio spec).
 FEATURE_BITS = {
@@ -43,6 +46,18 @@ SYSFS_FEATURES = ("for d in /sys/bus/virtio/devices/*; do "
                   "[ \"$(cat $d/device)\" = 0x0005 ] && cat $d/features; done")
 
 
+def case_names(desc, offered, negotiated):
+    """The cases of configuration ``desc``, in the order they run."""
+    return [f"{desc}: guest sysfs features == QEMU guest-features, driver OK",
+            f"{desc}: device offers balloon bits {sorted(offered)}, "
+            f"driver takes {sorted(negotiated)}"]
+
+
+# The cases, in the order they run (registered: the plan is their number).
+CASES = [name for config in CONFIGS for name in case_names(config[0], *config[2:])]
+TIMEOUT = 600
+
+
 def qemu_bits(features):
     """Bit numbers of one decoded feature set from x-query-virtio-status."""
     bits = set()
@@ -70,16 +85,16 @@ def main(tap):
             status = vm.virtio_status()
             host = qemu_bits(status["guest-features"])
             tap.diag(f"{desc}: guest sysfs bits {sorted(guest)}, QEMU guest-features {sorted(host)}")
+            same, offers = case_names(desc, offered, negotiated)
 
-            with tap.case(f"{desc}: guest sysfs features == QEMU guest-features, driver OK"):
+            with tap.case(same):
                 check.assertEqual(guest, host)
                 check.assertIn(DRIVER_OK, str(status["status"]))
 
-            with tap.case(f"{desc}: device offers balloon bits {sorted(offered)}, "
-                          f"driver takes {sorted(negotiated)}"):
+            with tap.case(offers):
                 check.assertEqual(qemu_bits(status["host-features"]) & set(DEVICE_BITS), offered)
                 check.assertEqual(guest & set(DEVICE_BITS), negotiated)
 
 
 if __name__ == "__main__":
-    lib.run(main, plan=2 * len(CONFIGS))
+    scenario.run(main, CASES, timeout=TIMEOUT)

@@ -14,17 +14,20 @@ Environment (defaults): FPR_GUEST_MIB (2048), FPR_FILL_MIB (1536),
 FPR_MIN_FRACTION (0.9), FPR_TIMEOUT (40), FPR_OFF_WINDOW (10).
 """
 
+import os
+import sys
 import time
 
-import lib
-from lib import check
-from vm import VM
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "../../harness"))
+from balloon_harness import scenario  # noqa: E402
+from balloon_harness.scenario import check  # noqa: E402
+from balloon_harness.vm import VM  # noqa: E402
 
-GUEST_MIB = lib.env_int("FPR_GUEST_MIB", 2048)
-FILL_MIB = lib.env_int("FPR_FILL_MIB", 1536)
-MIN_FRACTION = lib.env_float("FPR_MIN_FRACTION", 0.9)
-TIMEOUT_S = lib.env_float("FPR_TIMEOUT", 40)
-OFF_WINDOW_S = lib.env_float("FPR_OFF_WINDOW", 10)
+GUEST_MIB = scenario.env_int("FPR_GUEST_MIB", 2048)
+FILL_MIB = scenario.env_int("FPR_FILL_MIB", 1536)
+MIN_FRACTION = scenario.env_float("FPR_MIN_FRACTION", 0.9)
+TIMEOUT_S = scenario.env_float("FPR_TIMEOUT", 40)
+OFF_WINDOW_S = scenario.env_float("FPR_OFF_WINDOW", 10)
 OFF_MAX_FRACTION = 0.05
 # The fill must show up in QEMU's RSS, or the drop proves nothing.
 FILL_VISIBLE_FRACTION = 0.8
@@ -33,6 +36,19 @@ FILL_VISIBLE_FRACTION = 0.8
 DONE_FRACTION = 0.9
 STABLE_S = 6
 REPORTING_VQ = 3  # QEMU numbering without free-page-hint: inflate, deflate, stats, reporting
+
+
+# The cases, in the order they run (registered: the plan is their number).
+CASES = [
+    f"reporting on: the {FILL_MIB} MiB fill shows in QEMU's RSS",
+    f"reporting on: QEMU RSS falls by >= {MIN_FRACTION:.0%} of the freed "
+    f"memory within {TIMEOUT_S:.0f} s",
+    "reporting on: the reporting virtqueue was used",
+    f"reporting off: the {FILL_MIB} MiB fill shows in QEMU's RSS",
+    f"reporting off: QEMU RSS falls by <= {OFF_MAX_FRACTION:.0%} of the freed "
+    f"memory in {OFF_WINDOW_S:.0f} s",
+]
+TIMEOUT = 600
 
 
 def fill(tap, vm):
@@ -84,12 +100,11 @@ def first_time(samples, fraction):
 def main(tap):
     tap.diag(f"guest {GUEST_MIB} MiB, fill {FILL_MIB} MiB, threshold {MIN_FRACTION:.0%}")
     with VM(mem_mib=GUEST_MIB, free_page_reporting=True, name="fpr-on") as vm:
-        with tap.case(f"reporting on: the {FILL_MIB} MiB fill shows in QEMU's RSS"):
+        with tap.case(CASES[0]):
             rss0, rss_fill = fill(tap, vm)
             check.assertGreaterEqual(rss_fill - rss0, FILL_VISIBLE_FRACTION * FILL_MIB * 1024)
 
-        with tap.case(f"reporting on: QEMU RSS falls by >= {MIN_FRACTION:.0%} of the freed "
-                      f"memory within {TIMEOUT_S:.0f} s"):
+        with tap.case(CASES[1]):
             samples = watch_rss(vm, rss0, TIMEOUT_S)
             t_min, t_done = first_time(samples, MIN_FRACTION), first_time(samples, DONE_FRACTION)
             best = max(f for _, f in samples)
@@ -99,18 +114,17 @@ def main(tap):
                      f"{_secs(t_done)}")
             check.assertGreaterEqual(best, MIN_FRACTION)
 
-        with tap.case("reporting on: the reporting virtqueue was used"):
+        with tap.case(CASES[2]):
             used = vm.queue_status(REPORTING_VQ)["used-idx"]
             tap.diag(f"reporting_vq used-idx {used}")
             check.assertGreater(used, 0)
 
     with VM(mem_mib=GUEST_MIB, free_page_reporting=False, name="fpr-off") as vm:
-        with tap.case(f"reporting off: the {FILL_MIB} MiB fill shows in QEMU's RSS"):
+        with tap.case(CASES[3]):
             rss0, rss_fill = fill(tap, vm)
             check.assertGreaterEqual(rss_fill - rss0, FILL_VISIBLE_FRACTION * FILL_MIB * 1024)
 
-        with tap.case(f"reporting off: QEMU RSS falls by <= {OFF_MAX_FRACTION:.0%} of the freed "
-                      f"memory in {OFF_WINDOW_S:.0f} s"):
+        with tap.case(CASES[4]):
             time.sleep(OFF_WINDOW_S)
             fraction = released(vm, rss0)
             tap.diag(f"released {fraction:.1%} of {FILL_MIB} MiB")
@@ -122,4 +136,4 @@ def _secs(t):
 
 
 if __name__ == "__main__":
-    lib.run(main, plan=5)
+    scenario.run(main, CASES, timeout=TIMEOUT)

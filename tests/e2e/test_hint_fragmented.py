@@ -34,16 +34,19 @@ out of the fill), HINT_UPSTREAM_KERNEL (build/baseline bzImage).
 
 import hashlib
 import os
+import sys
 import time
 
-import lib
-from lib import MiB, check
-from vm import TOP, VM
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "../../harness"))
+from balloon_harness import scenario  # noqa: E402
+from balloon_harness.scenario import MiB, check  # noqa: E402
+from balloon_harness import paths  # noqa: E402
+from balloon_harness.migration import migrate_to_null  # noqa: E402
+from balloon_harness.vm import VM  # noqa: E402
 
-GUEST_MIB = lib.env_int("FRAG_GUEST_MIB", 1024)
-SPARE_MIB = lib.env_int("FRAG_SPARE_MIB", 96)
-UPSTREAM = os.environ.get("HINT_UPSTREAM_KERNEL",
-                          os.path.join(TOP, "build/baseline/arch/x86/boot/bzImage"))
+GUEST_MIB = scenario.env_int("FRAG_GUEST_MIB", 1024)
+SPARE_MIB = scenario.env_int("FRAG_SPARE_MIB", 96)
+UPSTREAM = os.environ.get("HINT_UPSTREAM_KERNEL", paths.kernel_image("upstream"))
 FRAG_MIN_SMALL = 0.8
 FRAG_MIN_SAVED = 0.5
 FRAG_MIN_BELOW_UPSTREAM = 0.25
@@ -53,6 +56,17 @@ SET = "/tmp/frag"
 # default in guests under 512 MiB.
 THP = "/sys/kernel/mm/transparent_hugepage/enabled"
 THP_ON = f"if grep -q '\\[never\\]' {THP}; then echo always >{THP}; fi"
+
+
+# The cases, in the order they run (registered: the plan is their number).
+CASES = [
+    "fragmented guest, hint on: migration completes, the set verifies, and "
+    f">= {FRAG_MIN_SMALL:.0%} of the freed holes are free blocks below 4 MiB",
+    f"hint on saves >= {FRAG_MIN_SAVED:.0%} of the freed holes against hint off",
+    f"the project sends less than upstream (hint on) by >= "
+    f"{FRAG_MIN_BELOW_UPSTREAM:.0%} of the freed holes",
+]
+TIMEOUT = 600
 
 
 def small_free_kib(buddyinfo):
@@ -78,7 +92,7 @@ def run(tap, label, kernel, hint):
         freed_kib = (fill // 2 * 2) * 1024 - pages * 4
         small = small_free_kib(vm.sh_ok("cat /proc/buddyinfo"))
         start = time.monotonic()
-        info = vm.migrate_to_null()
+        info = migrate_to_null(vm)
         took = time.monotonic() - start
         vm.qmp.execute("cont")
         rc, verdict = vm.sh(f"workset check -f {SET}", timeout=180)
@@ -103,13 +117,12 @@ def same_image(a, b):
 
 def main(tap):
     results = {}
-    with tap.case("fragmented guest, hint on: migration completes, the set verifies, and "
-                  f">= {FRAG_MIN_SMALL:.0%} of the freed holes are free blocks below 4 MiB"):
+    with tap.case(CASES[0]):
         results["on"] = run(tap, "project-hint-on", None, True)
         _, freed, small = results["on"]
         check.assertGreaterEqual(small, FRAG_MIN_SMALL * freed)
 
-    with tap.case(f"hint on saves >= {FRAG_MIN_SAVED:.0%} of the freed holes against hint off"):
+    with tap.case(CASES[1]):
         results["off"] = run(tap, "project-hint-off", None, False)
         on, freed, _ = results["on"]
         off = results["off"][0]
@@ -117,11 +130,10 @@ def main(tap):
                  f"{(off - on) / MiB:.0f} MiB of {freed // 1024} MiB freed")
         check.assertGreaterEqual(off - on, FRAG_MIN_SAVED * freed * 1024)
 
-    desc = (f"the project sends less than upstream (hint on) by >= "
-            f"{FRAG_MIN_BELOW_UPSTREAM:.0%} of the freed holes")
-    kernel = os.environ.get("KERNEL", os.path.join(TOP, "build/kernel/arch/x86/boot/bzImage"))
+    desc = CASES[2]
+    kernel = paths.kernel()
     if not os.path.isfile(UPSTREAM):
-        tap.skip(desc, f"no upstream kernel at {UPSTREAM} (make baseline)")
+        tap.skip(desc, f"no upstream kernel at {UPSTREAM} (make upstream)")
     elif same_image(UPSTREAM, kernel):
         tap.skip(desc, "the kernel under test is the upstream image")
     else:
@@ -133,4 +145,4 @@ def main(tap):
 
 
 if __name__ == "__main__":
-    lib.run(main, plan=3)
+    scenario.run(main, CASES, timeout=TIMEOUT)

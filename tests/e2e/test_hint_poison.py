@@ -16,14 +16,24 @@ Environment (defaults): POISON_GUEST_MIB (1024), POISON_FILL_MIB (512),
 POISON_SLACK_MIB (16).
 """
 
-import lib
-from lib import MiB, check
-from vm import VM
+import os
+import sys
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "../../harness"))
+from balloon_harness import scenario  # noqa: E402
+from balloon_harness.scenario import MiB, check  # noqa: E402
+from balloon_harness.migration import migrate_to_null  # noqa: E402
+from balloon_harness.vm import VM  # noqa: E402
 
-GUEST_MIB = lib.env_int("POISON_GUEST_MIB", 1024)
-FILL_MIB = lib.env_int("POISON_FILL_MIB", 512)
-SLACK_MIB = lib.env_int("POISON_SLACK_MIB", 16)
+GUEST_MIB = scenario.env_int("POISON_GUEST_MIB", 1024)
+FILL_MIB = scenario.env_int("POISON_FILL_MIB", 512)
+SLACK_MIB = scenario.env_int("POISON_SLACK_MIB", 16)
 MODES = ["page_poison=1", "init_on_free=1"]
+
+
+# The cases, in the order they run (registered: the plan is their number).
+CASES = {mode: f"{mode}: hint on sends at most {SLACK_MIB} MiB more than hint off"
+         for mode in MODES}
+TIMEOUT = 600
 
 
 def transferred(tap, mode, hint):
@@ -31,7 +41,7 @@ def transferred(tap, mode, hint):
     name = mode.split("=")[0].replace("_", "-") + ("-hint" if hint else "-plain")
     with VM(mem_mib=GUEST_MIB, name=name, append=mode, free_page_hint=hint) as vm:
         vm.sh_ok(f"balloon-mem fill {FILL_MIB}", timeout=300)
-        info = vm.migrate_to_null()
+        info = migrate_to_null(vm)
         vm.qmp.execute("cont")
         ram = info.get("ram", {})
         hinted = (vm.balloon_counters() or {}).get("hinted_pages", 0)
@@ -44,7 +54,7 @@ def transferred(tap, mode, hint):
 
 def main(tap):
     for mode in MODES:
-        with tap.case(f"{mode}: hint on sends at most {SLACK_MIB} MiB more than hint off"):
+        with tap.case(CASES[mode]):
             on = transferred(tap, mode, True)
             off = transferred(tap, mode, False)
             tap.diag(f"{mode}: hint on {on / MiB:.1f} MiB, off {off / MiB:.1f} MiB")
@@ -52,4 +62,4 @@ def main(tap):
 
 
 if __name__ == "__main__":
-    lib.run(main, plan=len(MODES))
+    scenario.run(main, CASES.values(), timeout=TIMEOUT)

@@ -40,28 +40,46 @@ Environment (defaults): WORKLOAD_GUEST_MIB (1024), WORKLOAD_FILL_MIB
 WORKLOAD_KSWAPD_SLACK (4).
 """
 
-import lib
-from lib import MiB, check
-from vm import VM
+import os
+import sys
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "../../harness"))
+from balloon_harness import scenario  # noqa: E402
+from balloon_harness.scenario import MiB, check  # noqa: E402
+from balloon_harness.migration import migrate  # noqa: E402
+from balloon_harness.vm import VM  # noqa: E402
 
-GUEST_MIB = lib.env_int("WORKLOAD_GUEST_MIB", 1024)
-FILL_MIB = lib.env_int("WORKLOAD_FILL_MIB", 640)
-SPARE_MIB = lib.env_int("WORKLOAD_SPARE_MIB", 160)
-RUNS = lib.env_int("WORKLOAD_RUNS", 6)
-STALL_SLACK = lib.env_int("WORKLOAD_STALL_SLACK", 20)
-SCAN_SLACK_PAGES = lib.env_int("WORKLOAD_SCAN_SLACK_MIB", 32) * 256
-KSWAPD_SLACK = lib.env_int("WORKLOAD_KSWAPD_SLACK", 4)
+GUEST_MIB = scenario.env_int("WORKLOAD_GUEST_MIB", 1024)
+FILL_MIB = scenario.env_int("WORKLOAD_FILL_MIB", 640)
+SPARE_MIB = scenario.env_int("WORKLOAD_SPARE_MIB", 160)
+RUNS = scenario.env_int("WORKLOAD_RUNS", 6)
+STALL_SLACK = scenario.env_int("WORKLOAD_STALL_SLACK", 20)
+SCAN_SLACK_PAGES = scenario.env_int("WORKLOAD_SCAN_SLACK_MIB", 32) * 256
+KSWAPD_SLACK = scenario.env_int("WORKLOAD_KSWAPD_SLACK", 4)
 HINT_BUDGET_MIB = 128
 # A quarter of QEMU's default bandwidth: the first pass (and its hinting
 # round) then lasts as long as the workload, which dirties memory faster
 # than that; the migration converges once the workload has ended.
-MAX_BANDWIDTH = lib.env_int("WORKLOAD_MAX_BANDWIDTH", 32 * MiB)
+MAX_BANDWIDTH = scenario.env_int("WORKLOAD_MAX_BANDWIDTH", 32 * MiB)
 DOWNTIME_LIMIT_MS = 3000
 LOG = "/tmp/workload.log"
 SAMPLE_LOOP = "while :; do grep MemFree /proc/meminfo; sleep 0.1; done"
 # The hinted run's MemFree low point may be this much below the budget
 # under the reference's (sampling every 100 ms misses some of both).
 LOW_SLACK_KB = 32 * 1024
+
+
+# The cases, in the order they run (registered: the plan is their number).
+CASES = [
+    "the migration, started during the workload, completes, with hints",
+    "every workload pass, with and without migration, exits 0 with bad 0; "
+    "no OOM kill, no allocation failure",
+    "no reclaim spike: allocstall, pgscan_direct, pgscan_kswapd and kswapd "
+    "runs within 2x the run without migration plus slack",
+    f"the guest's free memory low point fell at most the {HINT_BUDGET_MIB} "
+    "MiB budget below the run without migration; the driver's peak held "
+    "(hint_held_peak_pages) is within the budget",
+]
+TIMEOUT = 600
 
 
 def reclaim(vmstat):
@@ -116,7 +134,7 @@ def main(tap):
         # workload has ended.
         vm.sh_ok(f"while ! grep -q '^rc ' {LOG}; do sleep 0.2; done", timeout=300)
         used0 = vm.queue_status(3)["used-idx"]
-        info = vm.migrate(uri="exec:cat > /dev/null", max_bandwidth=MAX_BANDWIDTH,
+        info = migrate(vm, "exec:cat > /dev/null", max_bandwidth=MAX_BANDWIDTH,
                           downtime_limit=DOWNTIME_LIMIT_MS)
         used = vm.queue_status(3)["used-idx"] - used0
         vm.qmp.execute("cont")
@@ -131,12 +149,11 @@ def main(tap):
                  f"{passes_at_end} of {RUNS} passes done when it ended; with migration: "
                  f"{mig[2]}, exit codes {mig[1]}, MemFree low {mig[4]} kB; counters {counters}")
 
-        with tap.case("the migration, started during the workload, completes, with hints"):
+        with tap.case(CASES[0]):
             check.assertEqual(info["status"], "completed")
             check.assertGreater(used, 1)
 
-        with tap.case("every workload pass, with and without migration, exits 0 with bad 0; "
-                      "no OOM kill, no allocation failure"):
+        with tap.case(CASES[1]):
             for verdicts, codes, delta, lines, _ in (ref, mig):
                 check.assertEqual(codes, [0] * RUNS, "\n".join(lines))
                 check.assertEqual(len(verdicts), RUNS, "\n".join(lines))
@@ -144,16 +161,13 @@ def main(tap):
                 check.assertEqual(delta["oom_kill"], 0)
             check.assertEqual(dmesg, "")
 
-        with tap.case("no reclaim spike: allocstall, pgscan_direct, pgscan_kswapd and kswapd "
-                      "runs within 2x the run without migration plus slack"):
+        with tap.case(CASES[2]):
             for key, slack in (("allocstall", STALL_SLACK), ("pgscan_direct", SCAN_SLACK_PAGES),
                                ("pgscan_kswapd", SCAN_SLACK_PAGES),
                                ("pageoutrun", KSWAPD_SLACK)):
                 check.assertLessEqual(mig[2][key], 2 * ref[2][key] + slack, key)
 
-        with tap.case(f"the guest's free memory low point fell at most the {HINT_BUDGET_MIB} "
-                      "MiB budget below the run without migration; the driver's peak held "
-                      "(hint_held_peak_pages) is within the budget"):
+        with tap.case(CASES[3]):
             tap.diag(f"MemFree low {mig[4] // 1024} MiB with migration, {ref[4] // 1024} MiB "
                      "without")
             check.assertGreaterEqual(mig[4], ref[4] - (HINT_BUDGET_MIB << 10) - LOW_SLACK_KB)
@@ -165,4 +179,4 @@ def main(tap):
 
 
 if __name__ == "__main__":
-    lib.run(main, plan=4)
+    scenario.run(main, CASES, timeout=TIMEOUT)

@@ -44,21 +44,24 @@ Environment (defaults): HUGETLB_GUEST_MIB (1024), HUGETLB_BALLOON_MIB
 HUGETLB_PIN_MIB (128).
 """
 
+import os
+import sys
 import time
 
-import lib
-from lib import MiB, check
-import vm as vmlib
-from vm import VM
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "../../harness"))
+from balloon_harness import scenario  # noqa: E402
+from balloon_harness.scenario import MiB, check  # noqa: E402
+from balloon_harness import host  # noqa: E402
+from balloon_harness.vm import VM  # noqa: E402
 
-GUEST_MIB = lib.env_int("HUGETLB_GUEST_MIB", 1024)
-BALLOON_MIB = lib.env_int("HUGETLB_BALLOON_MIB", 768)
-MIN_FRACTION = lib.env_float("HUGETLB_MIN_FRACTION", 0.9)
-COMPACT_RUNS = lib.env_int("HUGETLB_COMPACT_RUNS", 3)
-PIN_MIB = lib.env_int("HUGETLB_PIN_MIB", 128)
+GUEST_MIB = scenario.env_int("HUGETLB_GUEST_MIB", 1024)
+BALLOON_MIB = scenario.env_int("HUGETLB_BALLOON_MIB", 768)
+MIN_FRACTION = scenario.env_float("HUGETLB_MIN_FRACTION", 0.9)
+COMPACT_RUNS = scenario.env_int("HUGETLB_COMPACT_RUNS", 3)
+PIN_MIB = scenario.env_int("HUGETLB_PIN_MIB", 128)
 PIN_FILE = "/tmp/hugetlb-pin"
 TARGET_MIB = GUEST_MIB - BALLOON_MIB
-HUGE_MIB = vmlib.HUGEPAGE_MIB
+HUGE_MIB = host.HUGEPAGE_MIB
 # What upstream 6.12 freed of the same 768 MiB balloon (see the docstring).
 UPSTREAM_FREED_MIB = 0
 # The refill after deflate leaves this much of MemFree untouched.
@@ -68,8 +71,24 @@ REFILL_SPARE_MIB = 64
 REFILL_SLACK_MIB = 64
 
 
+# The cases, in the order they run (registered: the plan is their number).
+CASES = [
+    f"QEMU backs all {GUEST_MIB} MiB of guest RAM with host huge pages",
+    f"inflate to {TARGET_MIB} MiB: query-balloon actual == target exactly",
+    f"inflate: host HugePages_Free rose by >= {MIN_FRACTION:.0%} of the "
+    f"{BALLOON_MIB} MiB ballooned",
+    f"{COMPACT_RUNS} compaction runs and a fill of free memory: host "
+    f"HugePages_Free still >= {MIN_FRACTION:.0%} of the balloon freed",
+    f"deflate to {GUEST_MIB} MiB: query-balloon actual == RAM, "
+    "MemTotal back exactly",
+    "after deflate the guest uses its memory again: a fill of MemFree - "
+    f"{REFILL_SPARE_MIB} MiB succeeds and the host backs it with huge pages",
+]
+TIMEOUT = 600
+
+
 def main(tap):
-    pool = vmlib.HostHugePages(GUEST_MIB // HUGE_MIB)
+    pool = host.HostHugePages(GUEST_MIB // HUGE_MIB)
     reason = pool.reserve()
     if reason:
         tap.skip_rest(f"no {GUEST_MIB} MiB of 2 MiB huge pages on the host: {reason}")
@@ -81,30 +100,28 @@ def main(tap):
 
 
 def run(tap):
-    free_before_boot = vmlib.host_hugepages_free()
+    free_before_boot = host.host_hugepages_free()
     tap.diag(f"guest {GUEST_MIB} MiB on 2 MiB hugetlb, balloon {BALLOON_MIB} MiB; host "
              f"HugePages_Free {free_before_boot} before boot")
     with VM(mem_mib=GUEST_MIB, hugetlb=True, name="hugetlb-inflate") as vm:
         total0 = vm.meminfo()["MemTotal"]
 
-        with tap.case(f"QEMU backs all {GUEST_MIB} MiB of guest RAM with host huge pages"):
-            free_boot = vmlib.host_hugepages_free()
+        with tap.case(CASES[0]):
+            free_boot = host.host_hugepages_free()
             tap.diag(f"HugePages_Free {free_before_boot} -> {free_boot}; QEMU HugetlbPages "
                      f"{vm.qemu_hugetlb_kib()} kB")
             check.assertEqual(vm.qemu_hugetlb_kib(), GUEST_MIB * 1024)
             check.assertGreaterEqual(free_before_boot - free_boot, GUEST_MIB // HUGE_MIB)
 
-        with tap.case(f"inflate to {TARGET_MIB} MiB: query-balloon actual == target exactly"):
+        with tap.case(CASES[1]):
             vm.sh_ok(f"dd if=/dev/zero of={PIN_FILE} bs=1M count={PIN_MIB} 2>/dev/null")
             start = time.monotonic()
-            vm.set_target(TARGET_MIB * MiB)
-            actual = vm.wait_actual(TARGET_MIB * MiB, timeout=120)
+            actual = vm.resize(TARGET_MIB * MiB, timeout=120)
             tap.diag(f"actual {actual / MiB:.2f} MiB after {time.monotonic() - start:.1f} s")
             check.assertEqual(actual, TARGET_MIB * MiB)
 
-        with tap.case(f"inflate: host HugePages_Free rose by >= {MIN_FRACTION:.0%} of the "
-                      f"{BALLOON_MIB} MiB ballooned"):
-            free_inflated = vmlib.host_hugepages_free()
+        with tap.case(CASES[2]):
+            free_inflated = host.host_hugepages_free()
             freed_mib = (free_inflated - free_boot) * HUGE_MIB
             tap.diag(f"HugePages_Free {free_boot} -> {free_inflated}: {freed_mib} MiB of "
                      f"{BALLOON_MIB} MiB back on the host ({freed_mib / BALLOON_MIB:.0%}); "
@@ -113,8 +130,7 @@ def run(tap):
                      "(1 MiB buffers never complete a 2 MiB host page)")
             check.assertGreaterEqual(freed_mib, MIN_FRACTION * BALLOON_MIB)
 
-        with tap.case(f"{COMPACT_RUNS} compaction runs and a fill of free memory: host "
-                      f"HugePages_Free still >= {MIN_FRACTION:.0%} of the balloon freed"):
+        with tap.case(CASES[3]):
             vm.sh_ok(f"rm {PIN_FILE}")
             moved0 = vm.vmstat().get("balloon_migrate", 0)
             for _ in range(COMPACT_RUNS):
@@ -122,28 +138,25 @@ def run(tap):
             moved = vm.vmstat().get("balloon_migrate", 0) - moved0
             fill_mib = vm.meminfo()["MemFree"] // 1024 - REFILL_SPARE_MIB
             rc, out = vm.sh(f"balloon-mem fill {fill_mib}", timeout=300)
-            kept_mib = (vmlib.host_hugepages_free() - free_boot) * HUGE_MIB
+            kept_mib = (host.host_hugepages_free() - free_boot) * HUGE_MIB
             tap.diag(f"compaction moved {moved} balloon pages; after a fill of {fill_mib} MiB "
                      f"{kept_mib} MiB of the {BALLOON_MIB} MiB balloon is still free on the host")
             check.assertEqual((rc, out), (0, f"filled {fill_mib}"))
             check.assertEqual(vm.actual(), TARGET_MIB * MiB)
             check.assertGreaterEqual(kept_mib, MIN_FRACTION * BALLOON_MIB)
 
-        with tap.case(f"deflate to {GUEST_MIB} MiB: query-balloon actual == RAM, "
-                      "MemTotal back exactly"):
-            vm.set_target(GUEST_MIB * MiB)
-            actual = vm.wait_actual(GUEST_MIB * MiB, timeout=120)
+        with tap.case(CASES[4]):
+            actual = vm.resize(GUEST_MIB * MiB, timeout=120)
             total = vm.meminfo()["MemTotal"]
             tap.diag(f"actual {actual / MiB:.2f} MiB, MemTotal {total0} -> {total} kB")
             check.assertEqual(actual, GUEST_MIB * MiB)
             check.assertEqual(total, total0)
 
-        with tap.case("after deflate the guest uses its memory again: a fill of MemFree - "
-                      f"{REFILL_SPARE_MIB} MiB succeeds and the host backs it with huge pages"):
-            free_deflated = vmlib.host_hugepages_free()
+        with tap.case(CASES[5]):
+            free_deflated = host.host_hugepages_free()
             fill_mib = vm.meminfo()["MemFree"] // 1024 - REFILL_SPARE_MIB
             rc, out = vm.sh(f"balloon-mem fill {fill_mib}", timeout=300)
-            free_filled = vmlib.host_hugepages_free()
+            free_filled = host.host_hugepages_free()
             taken = free_deflated - free_filled
             tap.diag(f"fill {fill_mib} MiB: rc {rc} {out!r}; HugePages_Free {free_deflated} -> "
                      f"{free_filled} ({taken * HUGE_MIB} MiB taken back by QEMU)")
@@ -154,4 +167,4 @@ def run(tap):
 
 
 if __name__ == "__main__":
-    lib.run(main, plan=6)
+    scenario.run(main, CASES, timeout=TIMEOUT)

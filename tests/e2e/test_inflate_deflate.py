@@ -8,11 +8,14 @@ balloon size and comes back to the byte on deflate), that the per-page
 vmstat counters agree, and that a target above RAM deflates completely.
 """
 
+import os
+import sys
 import time
 
-import lib
-from lib import MiB, check
-from vm import VM
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "../../harness"))
+from balloon_harness import scenario  # noqa: E402
+from balloon_harness.scenario import MiB, check  # noqa: E402
+from balloon_harness.vm import VM  # noqa: E402
 
 GUEST_MIB = 512
 TARGET_MIB = 256
@@ -22,6 +25,18 @@ MEMTOTAL_SLACK_KB = 4 * 1024
 PAGES_PER_MIB = MiB // 4096
 
 
+# The cases, in the order they run (registered: the plan is their number).
+CASES = [
+    f"inflate to {TARGET_MIB} MiB: query-balloon actual == target exactly",
+    f"inflate: MemTotal fell by {GUEST_MIB - TARGET_MIB} MiB (within 4 MiB)",
+    "inflate: /proc/vmstat balloon_inflate counted every ballooned page",
+    f"deflate to {GUEST_MIB} MiB: query-balloon actual == RAM exactly",
+    "deflate: MemTotal back to its initial value exactly, balloon_deflate counted",
+    "a target above RAM is clamped: from 384 MiB, a 2x-RAM target gives actual == RAM",
+]
+TIMEOUT = 600
+
+
 def balloon_to(tap, vm, target_mib, expect_mib=None):
     """Set the target to ``target_mib`` MiB; return ``query-balloon``'s actual.
 
@@ -29,8 +44,7 @@ def balloon_to(tap, vm, target_mib, expect_mib=None):
     """
     expect_mib = target_mib if expect_mib is None else expect_mib
     start = time.monotonic()
-    vm.set_target(target_mib * MiB)
-    actual = vm.wait_actual(expect_mib * MiB, timeout=60)
+    actual = vm.resize(target_mib * MiB, timeout=60, expect=expect_mib * MiB)
     tap.diag(f"target {target_mib} MiB: actual {actual / MiB:.2f} MiB "
              f"after {time.monotonic() - start:.1f} s")
     return actual
@@ -42,33 +56,33 @@ def main(tap):
         stat0 = vm.vmstat()
         tap.diag(f"initial MemTotal {total0} kB")
 
-        with tap.case(f"inflate to {TARGET_MIB} MiB: query-balloon actual == target exactly"):
+        with tap.case(CASES[0]):
             check.assertEqual(balloon_to(tap, vm, TARGET_MIB), TARGET_MIB * MiB)
 
-        with tap.case(f"inflate: MemTotal fell by {GUEST_MIB - TARGET_MIB} MiB (within 4 MiB)"):
+        with tap.case(CASES[1]):
             total = vm.meminfo()["MemTotal"]
             tap.diag(f"MemTotal {total0} -> {total} kB (-{total0 - total} kB)")
             check.assertAlmostEqual(total0 - total, (GUEST_MIB - TARGET_MIB) * 1024,
                                     delta=MEMTOTAL_SLACK_KB)
 
-        with tap.case("inflate: /proc/vmstat balloon_inflate counted every ballooned page"):
+        with tap.case(CASES[2]):
             inflated = vm.vmstat()["balloon_inflate"] - stat0["balloon_inflate"]
             check.assertEqual(inflated, (GUEST_MIB - TARGET_MIB) * PAGES_PER_MIB)
 
-        with tap.case(f"deflate to {GUEST_MIB} MiB: query-balloon actual == RAM exactly"):
+        with tap.case(CASES[3]):
             check.assertEqual(balloon_to(tap, vm, GUEST_MIB), GUEST_MIB * MiB)
 
-        with tap.case("deflate: MemTotal back to its initial value exactly, balloon_deflate counted"):
+        with tap.case(CASES[4]):
             total = vm.meminfo()["MemTotal"]
             deflated = vm.vmstat()["balloon_deflate"] - stat0["balloon_deflate"]
             check.assertEqual(total, total0)
             check.assertEqual(deflated, (GUEST_MIB - TARGET_MIB) * PAGES_PER_MIB)
 
-        with tap.case("a target above RAM is clamped: from 384 MiB, a 2x-RAM target gives actual == RAM"):
+        with tap.case(CASES[5]):
             check.assertEqual(balloon_to(tap, vm, 384), 384 * MiB)
             check.assertEqual(balloon_to(tap, vm, 2 * GUEST_MIB, GUEST_MIB), GUEST_MIB * MiB)
             check.assertEqual(vm.meminfo()["MemTotal"], total0)
 
 
 if __name__ == "__main__":
-    lib.run(main, plan=6)
+    scenario.run(main, CASES, timeout=TIMEOUT)

@@ -16,13 +16,17 @@ HINT_MAX_BANDWIDTH (bytes/s; unset keeps QEMU 7.2's 128 MiB/s; lower
 stretches the hinting round).
 """
 
-import lib
-from lib import MiB, check
-from vm import VM
+import os
+import sys
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "../../harness"))
+from balloon_harness import scenario  # noqa: E402
+from balloon_harness.scenario import MiB, check  # noqa: E402
+from balloon_harness.migration import migrate_to_null  # noqa: E402
+from balloon_harness.vm import VM  # noqa: E402
 
-GUEST_MIB = lib.env_int("HINT_GUEST_MIB", 1536)
-FILL_MIB = lib.env_int("HINT_FILL_MIB", 1024)
-MAX_BANDWIDTH = lib.env_int("HINT_MAX_BANDWIDTH", 0) or None
+GUEST_MIB = scenario.env_int("HINT_GUEST_MIB", 1536)
+FILL_MIB = scenario.env_int("HINT_FILL_MIB", 1024)
+MAX_BANDWIDTH = scenario.env_int("HINT_MAX_BANDWIDTH", 0) or None
 # protocol.md 5.4: hinted runs send < 25 % of the freed memory (7 % measured).
 HINTED_MAX_FRACTION = 0.25
 UNHINTED_MIN_FRACTION = 0.75
@@ -37,6 +41,21 @@ MIN_HELD_KB = 4 * 1024
 SAMPLE_LOOP = "while :; do grep MemFree /proc/meminfo; sleep 0.05; done"
 
 
+# The cases, in the order they run (registered: the plan is their number).
+CASES = [
+    f"hint on: migration completes, ram.transferred < "
+    f"{HINTED_MAX_FRACTION:.0%} of the freed memory",
+    "hint on: free_page_vq carried hints (used-idx > 2)",
+    "hint on: the guest held free pages during the migration "
+    "and got them all back after cont (MemFree)",
+    f"hint on: the guest never missed more free memory than the "
+    f"{HINT_BUDGET_MIB} MiB hinting budget",
+    f"hint off: ram.transferred >= {UNHINTED_MIN_FRACTION:.0%} of the freed "
+    "memory and >= 4x the hinted run",
+]
+TIMEOUT = 600
+
+
 def migrate(tap, vm):
     """Fill and free FILL_MIB in the guest, migrate it to nowhere, resume it.
 
@@ -48,7 +67,7 @@ def migrate(tap, vm):
     vm.sh_ok(f"balloon-mem fill {FILL_MIB}", timeout=300)
     free_before = vm.meminfo()["MemFree"]
     sampler = vm.sh_ok(f"({SAMPLE_LOOP}) >/tmp/memfree.log 2>&1 & echo $!")
-    info = vm.migrate_to_null(max_bandwidth=MAX_BANDWIDTH)
+    info = migrate_to_null(vm, max_bandwidth=MAX_BANDWIDTH)
     vm.qmp.execute("cont")
     free_cont = vm.meminfo()["MemFree"]
     samples = vm.sh_ok(f"kill {sampler}; cat /tmp/memfree.log").split()
@@ -68,19 +87,17 @@ def main(tap):
         info, free_before, free_min = migrate(tap, vm)
         hinted = info["ram"]["transferred"]
 
-        with tap.case(f"hint on: migration completes, ram.transferred < "
-                      f"{HINTED_MAX_FRACTION:.0%} of the freed memory"):
+        with tap.case(CASES[0]):
             tap.diag(f"transferred {hinted / freed:.1%} of the freed memory")
             check.assertEqual(info["status"], "completed")
             check.assertLess(hinted, HINTED_MAX_FRACTION * freed)
 
-        with tap.case("hint on: free_page_vq carried hints (used-idx > 2)"):
+        with tap.case(CASES[1]):
             used = vm.queue_status(FREE_PAGE_VQ)["used-idx"]
             tap.diag(f"free_page_vq used-idx {used}")
             check.assertGreater(used, 2)
 
-        with tap.case("hint on: the guest held free pages during the migration "
-                      "and got them all back after cont (MemFree)"):
+        with tap.case(CASES[2]):
             free_later = vm.wait_memfree(free_before - MEMFREE_SLACK_KB, timeout=20)
             # Sampling every 50 ms can miss a short round; the project
             # driver also counts what it held (upstream has no counters).
@@ -91,8 +108,7 @@ def main(tap):
             check.assertGreaterEqual(held_kb, MIN_HELD_KB)
             check.assertGreaterEqual(free_later, free_before - MEMFREE_SLACK_KB)
 
-        with tap.case(f"hint on: the guest never missed more free memory than the "
-                      f"{HINT_BUDGET_MIB} MiB hinting budget"):
+        with tap.case(CASES[3]):
             counters = vm.balloon_counters() or {}
             peak = counters.get("hint_held_peak_pages")
             tap.diag(f"MemFree fell by at most {(free_before - free_min) // 1024} MiB "
@@ -107,8 +123,7 @@ def main(tap):
     with VM(mem_mib=GUEST_MIB, name="hint-off") as vm:
         info, _, _ = migrate(tap, vm)
 
-        with tap.case(f"hint off: ram.transferred >= {UNHINTED_MIN_FRACTION:.0%} of the freed "
-                      "memory and >= 4x the hinted run"):
+        with tap.case(CASES[4]):
             plain = info["ram"]["transferred"]
             tap.diag(f"transferred {plain / freed:.1%} of the freed memory, "
                      f"{plain / hinted:.1f}x the hinted run")
@@ -118,4 +133,4 @@ def main(tap):
 
 
 if __name__ == "__main__":
-    lib.run(main, plan=5)
+    scenario.run(main, CASES, timeout=TIMEOUT)

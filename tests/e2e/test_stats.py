@@ -9,11 +9,14 @@ guest's own /proc/meminfo (tp-qemu's tolerance: 10 % or 150 MB), and that
 every stat a VM_EVENT_COUNTERS + HUGETLB_PAGE guest can send is set.
 """
 
+import os
+import sys
 import time
 
-import lib
-from lib import check
-from vm import VM
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "../../harness"))
+from balloon_harness import scenario  # noqa: E402
+from balloon_harness.scenario import check  # noqa: E402
+from balloon_harness.vm import VM  # noqa: E402
 
 GUEST_MIB = 512
 INTERVAL_S = 1
@@ -24,6 +27,18 @@ TOLERANCE_BYTES = 150 * 1000 * 1000
 EVENT_STATS = ("stat-swap-in", "stat-swap-out", "stat-major-faults", "stat-minor-faults")
 OTHER_STATS = ("stat-available-memory", "stat-disk-caches", "stat-htlb-pgalloc",
                "stat-htlb-pgfail")
+
+
+# The cases, in the order they run (registered: the plan is their number).
+CASES = [
+    f"polling every {INTERVAL_S} s: last-update advances within 15 s",
+    "last-update keeps advancing (the driver answers every request)",
+    "stat-total-memory / stat-free-memory / stat-available-memory match "
+    "/proc/meminfo",
+    "swap and fault stats are set (VM_EVENT_COUNTERS), minor faults > 0",
+    "stat-htlb-*, stat-disk-caches, stat-available-memory are present and set",
+]
+TIMEOUT = 600
 
 
 def wait_update(vm, newer_than, timeout):
@@ -50,7 +65,7 @@ def main(tap):
         first = vm.guest_stats()["last-update"]
         tap.diag(f"before polling: last-update {first} (the driver's buffer from probe time)")
 
-        with tap.case(f"polling every {INTERVAL_S} s: last-update advances within 15 s"):
+        with tap.case(CASES[0]):
             vm.set_stats_interval(INTERVAL_S)
             start = time.monotonic()
             stats = wait_update(vm, first, timeout=15)
@@ -58,7 +73,7 @@ def main(tap):
                      f"after {time.monotonic() - start:.1f} s")
             check.assertGreater(stats["last-update"], first)
 
-        with tap.case("last-update keeps advancing (the driver answers every request)"):
+        with tap.case(CASES[1]):
             later = wait_update(vm, stats["last-update"], timeout=10)
             tap.diag(f"last-update {stats['last-update']} -> {later['last-update']}")
             check.assertGreater(later["last-update"], stats["last-update"])
@@ -66,19 +81,18 @@ def main(tap):
         meminfo = vm.meminfo()
         now = wait_update(vm, later["last-update"], timeout=10)["stats"]
 
-        with tap.case("stat-total-memory / stat-free-memory / stat-available-memory match "
-                      "/proc/meminfo"):
+        with tap.case(CASES[2]):
             assert_close(tap, "total", now["stat-total-memory"], meminfo["MemTotal"])
             assert_close(tap, "free", now["stat-free-memory"], meminfo["MemFree"])
             assert_close(tap, "available", now["stat-available-memory"], meminfo["MemAvailable"])
 
-        with tap.case("swap and fault stats are set (VM_EVENT_COUNTERS), minor faults > 0"):
+        with tap.case(CASES[3]):
             tap.diag(", ".join(f"{k} {now[k]}" for k in EVENT_STATS))
             for name in EVENT_STATS:
                 check.assertNotEqual(now[name], UNSET, name)
             check.assertGreater(now["stat-minor-faults"], 0)
 
-        with tap.case("stat-htlb-*, stat-disk-caches, stat-available-memory are present and set"):
+        with tap.case(CASES[4]):
             tap.diag(", ".join(f"{k} {now.get(k)}" for k in OTHER_STATS))
             for name in OTHER_STATS:
                 check.assertIn(name, now)
@@ -86,4 +100,4 @@ def main(tap):
 
 
 if __name__ == "__main__":
-    lib.run(main, plan=5)
+    scenario.run(main, CASES, timeout=TIMEOUT)

@@ -15,7 +15,11 @@ reporting and hinting code must preserve.  Their cases are named
 Each part of the console log is parsed by the kernel's own parser,
 ``tools/testing/kunit/kunit.py parse``, and every test case it found is
 reported here as one TAP line: a case that crashed, timed out or is
-missing counts as a failure, not as a pass.
+missing counts as a failure, not as a pass.  A part that yields no case
+at all, or that kunit.py fails on (an exit status other than 0, or 1
+with no failed case), is a failure too; so is a kernel report on the
+console after /init started (balloon_harness/console.py; the KUnit part
+before it is kunit.py's to judge).
 """
 
 import json
@@ -26,24 +30,39 @@ import sys
 import tempfile
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "../../harness"))
-from vm import TOP, VM  # noqa: E402  (path set above)
+from balloon_harness import console, paths  # noqa: E402
+from balloon_harness.vm import VM  # noqa: E402
 
-TREE = os.environ.get("TREE", os.path.join(TOP, "build/linux"))
-KUNIT_PY = os.path.join(TREE, "tools/testing/kunit/kunit.py")
+KUNIT_PY = os.path.join(paths.KUNIT_TOOLS, "kunit.py")
 GUEST_MIB = 512
 
 
-def kunit_parse(text, workdir, name):
-    """Parse ``text`` with kunit.py; return ``[(case name, status)]``."""
+def kunit_parse(text, workdir, name, problems):
+    """Parse ``text`` with kunit.py; return ``[(case name, status)]``.
+
+    kunit.py exits 1 when a test failed (the JSON has the details); any
+    other failure of it, and a parse with no case, is added to ``problems``.
+    """
     log = os.path.join(workdir, name + ".log")
     out = os.path.join(workdir, name + ".json")
     with open(log, "w") as f:
         f.write(text)
-    # kunit.py exits 1 when a test failed; the JSON has the details.
-    subprocess.run([sys.executable, KUNIT_PY, "parse", "--json=" + out, log],
-                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
-    with open(out) as f:
-        return list(_cases(json.load(f)))
+    p = subprocess.run([sys.executable, KUNIT_PY, "parse", "--json=" + out, log],
+                       stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                       check=False, env=dict(os.environ, PYTHONDONTWRITEBYTECODE="1"))
+    try:
+        with open(out) as f:
+            cases = list(_cases(json.load(f)))
+    except (OSError, ValueError) as e:
+        cases = []
+        problems.append(f"{name}: kunit.py parse wrote no JSON ({e})")
+    failed = any(s not in ("PASS", "SKIP", "SKIPPED") for _, s in cases)
+    if p.returncode not in (0, 1) or (p.returncode == 1 and not failed):
+        problems.append(f"{name}: kunit.py parse exited {p.returncode}: "
+                        f"{' '.join(p.stderr.split())[-300:]}")
+    if not cases:
+        problems.append(f"{name}: kunit.py found no test case")
+    return cases
 
 
 def _cases(group, prefix=""):
@@ -91,18 +110,11 @@ def run_boot(label, append, scenario, workdir, results, problems):
     except RuntimeError as e:
         problems.append(f"{e}{tag}")
         kunit, rest = console, ""
-    if "KTAP version" in kunit and not re.search(r"^1\.\.0$", kunit, re.M):
-        cases = kunit_parse(kunit, workdir, "kunit" + label)
-        if not cases:
-            problems.append(f"no KUnit result in the console log{tag}")
-        results += [(f"kunit{tag}: " + n, s) for n, s in cases]
-    else:
-        print(f"# kunit{tag}: no KUnit suite is built into this kernel")
+    # The project kernel has KUnit suites built in: no KTAP is a failure.
+    cases = kunit_parse(kunit, workdir, "kunit" + tag, problems)
+    results += [(f"kunit{tag}: " + n, s) for n, s in cases]
     if scenario == "selftests":
-        cases = kunit_parse(rest, workdir, "kselftest") if rest else []
-        if not cases:
-            problems.append("no kselftest result in the console log")
-        results += cases
+        results += kunit_parse(rest, workdir, "kselftest", problems)
 
 
 def main():
@@ -111,6 +123,10 @@ def main():
     with tempfile.TemporaryDirectory() as workdir:
         for label, append, scenario in BOOTS:
             run_boot(label, append, scenario, workdir, results, problems)
+    for name, where, reports in console.recorded():
+        if reports:
+            problems.append(f"{len(reports)} kernel report(s) on {name}'s console after /init "
+                            f"started ({where}): {reports[0].splitlines()[0]}")
 
     print("TAP version 13")
     print(f"1..{len(results) + len(problems)}")

@@ -1,16 +1,17 @@
-"""Shared helpers of the reliability scenarios (tests/reliability/).
+"""What the reliability scenarios (tests/reliability/) share beyond balloon_harness.
 
-The scenarios print TAP through tests/e2e/lib.py and boot the debug kernel
-(build/debug-kernel, configs/debug.config) unless KERNEL says otherwise.
+The scenarios boot the debug kernel (build/debug-kernel,
+configs/debug.config) unless KERNEL says otherwise.
 Every VM gets ``DEBUG_APPEND`` on its command line: DEBUG_PAGEALLOC on
 and PCI interrupts routed without ACPI (see below); the hung-task
 detector's 20 s timeout is the debug config's default.
 
 What a scenario asserts about the kernel itself comes from here:
 
-- :func:`assert_clean_console`: no kernel report on the console (BUG,
-  WARNING, KASAN, lockdep, RCU, hung task, soft lockup, Oops; the pattern
-  is harness/vm.py's ``KERNEL_REPORT``, shared with tests/e2e).
+- :func:`assert_clean_console`: no kernel report on the console so far
+  (BUG, WARNING, KASAN, lockdep, RCU, hung task, soft lockup, Oops,
+  kmemleak; the pattern is balloon_harness/console.py's, which every
+  VM's teardown checks too).
 - :func:`kmemleak_start` / :func:`kmemleak_leaks`: boot-time suspects are
   cleared at the start; at the end two scans (kmemleak reports an object
   only once it is 5 s old and unreferenced in a scan) list the new ones.
@@ -18,23 +19,16 @@ What a scenario asserts about the kernel itself comes from here:
   other and with QEMU's query-balloon.
 - :class:`Faults`: fail_page_alloc and failslab through debugfs.
 
-Numbers for the soak summary are printed as ``# soak: name value`` lines,
-which run-all.sh adds up.
+Numbers for the soak summary are printed as ``# soak: name value`` lines
+(balloon_harness.balloon.soak), which make soak adds up.
 """
 
-import os
 import re
-import sys
 import time
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-TOP = os.path.dirname(os.path.dirname(HERE))
-sys.path.insert(0, os.path.join(TOP, "tests/e2e"))
-os.environ.setdefault("KERNEL", os.path.join(TOP, "build/debug-kernel/arch/x86/boot/bzImage"))
-
-import lib  # noqa: E402  (tests/e2e/lib.py, found through the path above)
-from lib import MiB, check  # noqa: E402,F401
-import vm as vmmod  # noqa: E402
+from balloon_harness import paths, vm as vmmod
+from balloon_harness.errors import VMError
+from balloon_harness.scenario import MiB, check
 
 # pci=noacpi: PCI interrupt routing from SeaBIOS's table, not ACPI's _PRT,
 # whose AML loop takes over 30 s in a KASAN kernel under TCG (the
@@ -48,9 +42,10 @@ COUNTERS_TIMEOUT = 30.0
 
 
 def VM(**kwargs):
-    """A :class:`vm.VM` with the debug command line and boot timeout."""
+    """A :class:`vm.VM` booting the debug kernel, with its command line and boot timeout."""
     kwargs["append"] = (DEBUG_APPEND + " " + kwargs.get("append", "")).strip()
     kwargs.setdefault("boot_timeout", BOOT_TIMEOUT)
+    kwargs.setdefault("kernel", paths.kernel("debug"))
     return vmmod.VM(**kwargs)
 
 
@@ -109,7 +104,7 @@ def leak_case(tap, vm, desc, skip_reason):
 def counters(vm):
     c = vm.balloon_counters()
     if c is None:
-        raise vmmod.VMError("the balloon driver has no debugfs counters (not the project's?)")
+        raise VMError("the balloon driver has no debugfs counters (not the project's?)")
     return c
 
 
@@ -133,38 +128,6 @@ def check_counters(tap, vm):
     check.assertEqual(vm.mem_mib * MiB - c["balloon_pages"] * 4096, actual,
                       "RAM - balloon_pages * 4 KiB != query-balloon actual")
     return c
-
-
-def converge(vm, target_mib, timeout=120.0):
-    """Set the target and wait for query-balloon to reach it; return actual."""
-    vm.set_target(target_mib * MiB)
-    return vm.wait_actual(target_mib * MiB, timeout=timeout)
-
-
-# ---- working set -----------------------------------------------------------
-
-def workset_start(vm, mib, rate=1000, name="/tmp/workset", holes=False):
-    """Start guest/workset in the background; return its page count."""
-    out = vm.sh_ok(f"workset start -r {rate} -f {name} {'-H ' if holes else ''}{mib}",
-                   timeout=300)
-    m = re.search(r"pages (\d+)", out)
-    if not m:
-        raise vmmod.VMError(f"workset start: {out!r}")
-    return int(m.group(1))
-
-
-def workset_check(vm, name="/tmp/workset"):
-    """Stop the background set, return ``(rc, {pages, verified, rewritten, bad}, output)``."""
-    rc, out = vm.sh(f"workset check -f {name} -t 600", timeout=660)
-    m = re.search(r"pages (\d+) verified (\d+) rewritten (\d+) bad (\d+)", out)
-    nums = dict(zip(("pages", "verified", "rewritten", "bad"),
-                    map(int, m.groups()))) if m else None
-    return rc, nums, out
-
-
-def soak(name, value):
-    """A number for run-all.sh's soak summary."""
-    print(f"# soak: {name} {value}", flush=True)
 
 
 # ---- fault injection -------------------------------------------------------
@@ -226,6 +189,3 @@ class Faults:
             self.counted[kind] = self.TIMES - left
         return dict(self.counted)
 
-
-def run(main, plan):
-    lib.run(main, plan)

@@ -21,19 +21,40 @@ FAULTS_LOW_MIB (640), FAULTS_SECONDS (40), FAULTS_PROBABILITY (10),
 FAULTS_MIGRATIONS (1: migrations during the faults).
 """
 
+import os
 import random
+import sys
 import time
 
-import rlib
-from rlib import MiB, check, lib
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "../../harness"))
+import rlib  # noqa: E402  (tests/reliability/rlib.py)
+from balloon_harness import balloon, scenario  # noqa: E402
+from balloon_harness.migration import migrate_to_null  # noqa: E402
+from balloon_harness.scenario import MiB, check  # noqa: E402
 
-GUEST_MIB = lib.env_int("FAULTS_GUEST_MIB", 1024)
-SET_MIB = lib.env_int("FAULTS_SET_MIB", 128)
-LOW_MIB = lib.env_int("FAULTS_LOW_MIB", 640)
-SECONDS = lib.env_float("FAULTS_SECONDS", 40)
-PROBABILITY = lib.env_int("FAULTS_PROBABILITY", 10)
-MIGRATIONS = lib.env_int("FAULTS_MIGRATIONS", 1)
+GUEST_MIB = scenario.env_int("FAULTS_GUEST_MIB", 1024)
+SET_MIB = scenario.env_int("FAULTS_SET_MIB", 128)
+LOW_MIB = scenario.env_int("FAULTS_LOW_MIB", 640)
+SECONDS = scenario.env_float("FAULTS_SECONDS", 40)
+PROBABILITY = scenario.env_int("FAULTS_PROBABILITY", 10)
+MIGRATIONS = scenario.env_int("FAULTS_MIGRATIONS", 1)
 STEP_TIMEOUT = 5.0
+
+
+# The cases, in the order they run (registered: the plan is their number).
+CASES = [
+    f"faults at {PROBABILITY} % for {SECONDS:.0f} s during inflate, deflate, "
+    "reporting and hinting: failures injected, the guest keeps working",
+    "faults stopped: the balloon converges to its target exactly, "
+    "then back to the full RAM",
+    "counters consistent with query-balloon; MemTotal back to its value "
+    "before the run",
+    "working set: 0 bad pages",
+    "console: no BUG/WARNING/KASAN/lockdep/hung task report",
+    "kmemleak: no new suspected leak",
+]
+# The debug kernel boots in about a minute; faults run SECONDS, plus the migrations.
+TIMEOUT = 300 + 3 * SECONDS + 120 * MIGRATIONS
 
 
 def main(tap):
@@ -46,10 +67,9 @@ def main(tap):
             return
         leak_skip = rlib.kmemleak_start(vm)
         total0 = vm.meminfo()["MemTotal"]
-        rlib.workset_start(vm, SET_MIB)
+        balloon.workset_start(vm, SET_MIB)
 
-        with tap.case(f"faults at {PROBABILITY} % for {SECONDS:.0f} s during inflate, deflate, "
-                      "reporting and hinting: failures injected, the guest keeps working"):
+        with tap.case(CASES[0]):
             faults.start()
             end = time.monotonic() + SECONDS
             steps = migrations = 0
@@ -57,13 +77,12 @@ def main(tap):
             while time.monotonic() < end:
                 faults.mark_workers()
                 target = rng.choice((LOW_MIB, GUEST_MIB, rng.randint(LOW_MIB, GUEST_MIB)))
-                vm.set_target(target * MiB)
-                vm.wait_actual(target * MiB, timeout=STEP_TIMEOUT)
+                vm.resize(target * MiB, timeout=STEP_TIMEOUT)
                 vm.sh_ok("balloon-mem fill 64", timeout=120)
                 steps += 1
                 if migrate_at and time.monotonic() > migrate_at[-1]:
                     migrate_at.pop()
-                    info = vm.migrate_to_null(timeout=300)
+                    info = migrate_to_null(vm, timeout=300)
                     vm.qmp.execute("cont")
                     migrations += 1
                     tap.diag(f"migration {migrations}: {info.get('status')}, "
@@ -71,37 +90,30 @@ def main(tap):
             injected = faults.stop()
             total = sum(injected.values())
             tap.diag(f"{steps} targets, {migrations} migrations; injected {injected}")
-            rlib.soak("faults_injected", total)
+            balloon.soak("faults_injected", total)
             check.assertGreater(total, 0, "no failure was injected")
 
-        with tap.case("faults stopped: the balloon converges to its target exactly, "
-                      "then back to the full RAM"):
+        with tap.case(CASES[1]):
             target = (LOW_MIB + GUEST_MIB) // 2
-            actual = rlib.converge(vm, target, timeout=120)
+            actual = vm.resize(target * MiB, timeout=120)
             tap.diag(f"actual {actual / MiB:.2f} MiB for a target of {target} MiB")
             check.assertEqual(actual, target * MiB)
             rlib.check_counters(tap, vm)
-            check.assertEqual(rlib.converge(vm, GUEST_MIB, timeout=120), GUEST_MIB * MiB)
+            check.assertEqual(vm.resize(GUEST_MIB * MiB, timeout=120), GUEST_MIB * MiB)
 
-        with tap.case("counters consistent with query-balloon; MemTotal back to its value "
-                      "before the run"):
+        with tap.case(CASES[2]):
             c = rlib.check_counters(tap, vm)
             check.assertEqual(c["balloon_pages"], 0)
             check.assertEqual(vm.meminfo()["MemTotal"], total0)
 
-        with tap.case("working set: 0 bad pages"):
-            rc, nums, out = rlib.workset_check(vm)
-            tap.diag(f"workset: {out}")
-            check.assertIsNotNone(nums, "no verdict from workset check")
-            rlib.soak("pages_verified", nums["verified"])
-            rlib.soak("bad_pages", nums["bad"])
-            check.assertEqual((rc, nums["bad"]), (0, 0))
+        with tap.case(CASES[3]):
+            balloon.assert_workset_intact(tap, vm)
 
-        with tap.case("console: no BUG/WARNING/KASAN/lockdep/hung task report"):
+        with tap.case(CASES[4]):
             rlib.assert_clean_console(tap, vm)
 
-        rlib.leak_case(tap, vm, "kmemleak: no new suspected leak", leak_skip)
+        rlib.leak_case(tap, vm, CASES[5], leak_skip)
 
 
 if __name__ == "__main__":
-    rlib.run(main, plan=6)
+    scenario.run(main, CASES, timeout=TIMEOUT)

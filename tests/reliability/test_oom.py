@@ -21,18 +21,37 @@ Both end with the console free of kernel reports and the counters
 consistent with query-balloon.
 """
 
+import os
 import re
+import sys
 import time
 
-import rlib
-from rlib import MiB, check, lib
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "../../harness"))
+import rlib  # noqa: E402  (tests/reliability/rlib.py)
+from balloon_harness import balloon, scenario  # noqa: E402
+from balloon_harness.scenario import MiB, check  # noqa: E402
 
-GUEST_MIB = lib.env_int("OOM_GUEST_MIB", 768)
-BALLOON_MIB = lib.env_int("OOM_BALLOON_MIB", 256)
-OVER_MIB = lib.env_int("OOM_OVER_MIB", 64)
-SPARE_MIB = lib.env_int("OOM_SPARE_MIB", 48)
-PRESSURE_TARGET_MIB = lib.env_int("OOM_PRESSURE_TARGET_MIB", 16)
-PRESSURE_SECONDS = lib.env_float("OOM_PRESSURE_SECONDS", 45)
+GUEST_MIB = scenario.env_int("OOM_GUEST_MIB", 768)
+BALLOON_MIB = scenario.env_int("OOM_BALLOON_MIB", 256)
+OVER_MIB = scenario.env_int("OOM_OVER_MIB", 64)
+SPARE_MIB = scenario.env_int("OOM_SPARE_MIB", 48)
+PRESSURE_TARGET_MIB = scenario.env_int("OOM_PRESSURE_TARGET_MIB", 16)
+PRESSURE_SECONDS = scenario.env_float("OOM_PRESSURE_SECONDS", 45)
+
+
+# The cases, in the order they run (registered: the plan is their number).
+CASES = [
+    f"overcommit: inflate {BALLOON_MIB} MiB: query-balloon reaches the target",
+    f"overcommit: a working set of free memory + {OVER_MIB} MiB runs "
+    "with 0 bad pages, no OOM kill, the balloon deflated",
+    "overcommit: counters consistent, console clean",
+    f"pressure: target {PRESSURE_TARGET_MIB} MiB for {PRESSURE_SECONDS:.0f} s: "
+    "the guest answers throughout, the inflate takes memory and backs off",
+    "pressure: no OOM kill, no hung task, working set 0 bad pages",
+    "pressure: target lifted: back to the full RAM exactly, counters "
+    "consistent, console clean",
+]
+TIMEOUT = 360 + 3 * PRESSURE_SECONDS
 
 
 def free_mib(vm):
@@ -53,12 +72,11 @@ def available_mib(vm):
 
 def overcommit(tap):
     with rlib.VM(mem_mib=GUEST_MIB, name="oom", deflate_on_oom=True) as vm:
-        with tap.case(f"overcommit: inflate {BALLOON_MIB} MiB: query-balloon reaches the target"):
+        with tap.case(CASES[0]):
             target = GUEST_MIB - BALLOON_MIB
-            check.assertEqual(rlib.converge(vm, target), target * MiB)
+            check.assertEqual(vm.resize(target * MiB, timeout=120), target * MiB)
 
-        with tap.case(f"overcommit: a working set of free memory + {OVER_MIB} MiB runs "
-                      "with 0 bad pages, no OOM kill, the balloon deflated"):
+        with tap.case(CASES[1]):
             size = free_mib(vm) + OVER_MIB
             rc, out = vm.sh(f"workset run -r 2000 {size} 10", timeout=600)
             actual = vm.actual()
@@ -68,15 +86,15 @@ def overcommit(tap):
                      f"oom_pages {c['oom_pages']}")
             m = re.search(r"verified (\d+) .* bad (\d+)", out)
             if m:
-                rlib.soak("pages_verified", int(m.group(1)))
-                rlib.soak("bad_pages", int(m.group(2)))
+                balloon.soak("pages_verified", int(m.group(1)))
+                balloon.soak("bad_pages", int(m.group(2)))
             check.assertEqual(rlib.oom_kills(vm), [])
             check.assertEqual(rc, 0)
             check.assertIsNotNone(m, "no verdict from workset")
             check.assertGreaterEqual(actual - target * MiB, OVER_MIB * MiB)
             check.assertGreater(c["oom_deflates"], 0)
 
-        with tap.case("overcommit: counters consistent, console clean"):
+        with tap.case(CASES[2]):
             rlib.check_counters(tap, vm)
             rlib.assert_clean_console(tap, vm)
 
@@ -84,7 +102,7 @@ def overcommit(tap):
 def pressure(tap):
     with rlib.VM(mem_mib=GUEST_MIB, name="oom-pressure", deflate_on_oom=True) as vm:
         hold = available_mib(vm) - SPARE_MIB
-        rlib.workset_start(vm, hold, rate=500)
+        balloon.workset_start(vm, hold, rate=500)
         tap.diag(f"working set of {hold} MiB holds all but {SPARE_MIB} MiB of available memory")
         early = rlib.oom_kills(vm)
         if early:
@@ -92,8 +110,7 @@ def pressure(tap):
                      + " | ".join(early))
         timeline = []
 
-        with tap.case(f"pressure: target {PRESSURE_TARGET_MIB} MiB for {PRESSURE_SECONDS:.0f} s: "
-                      "the guest answers throughout, the inflate takes memory and backs off"):
+        with tap.case(CASES[3]):
             c0 = rlib.counters(vm)
             vm.set_target(PRESSURE_TARGET_MIB * MiB)
             end = time.monotonic() + PRESSURE_SECONDS
@@ -117,21 +134,20 @@ def pressure(tap):
             tap.diag(f"{answers} agent answers; lowest actual {lowest / MiB:.0f} MiB; {delta}")
             check.assertLess(lowest, GUEST_MIB * MiB, "the inflate made no progress")
 
-        with tap.case("pressure: no OOM kill, no hung task, working set 0 bad pages"):
+        with tap.case(CASES[4]):
             kills = rlib.oom_kills(vm)
-            rc, nums, out = rlib.workset_check(vm)
+            rc, nums, out = balloon.workset_check(vm)
             tap.diag(f"workset: {out}")
             if kills:
                 tap.diag("\n".join(["once a second:"] + timeline + ["console:"] + kills))
             check.assertEqual(kills, [])
             check.assertIsNotNone(nums, "no verdict from workset check")
-            rlib.soak("pages_verified", nums["verified"])
-            rlib.soak("bad_pages", nums["bad"])
+            balloon.soak("pages_verified", nums["verified"])
+            balloon.soak("bad_pages", nums["bad"])
             check.assertEqual((rc, nums["bad"]), (0, 0))
 
-        with tap.case("pressure: target lifted: back to the full RAM exactly, counters "
-                      "consistent, console clean"):
-            check.assertEqual(rlib.converge(vm, GUEST_MIB), GUEST_MIB * MiB)
+        with tap.case(CASES[5]):
+            check.assertEqual(vm.resize(GUEST_MIB * MiB, timeout=120), GUEST_MIB * MiB)
             rlib.check_counters(tap, vm)
             rlib.assert_clean_console(tap, vm)
 
@@ -142,4 +158,4 @@ def main(tap):
 
 
 if __name__ == "__main__":
-    rlib.run(main, plan=6)
+    scenario.run(main, CASES, timeout=TIMEOUT)

@@ -18,30 +18,32 @@ Environment (defaults): REMOVAL_GUEST_MIB (768), REMOVAL_BALLOON_MIB
 (256), REMOVAL_CYCLES (3; make soak uses 100), REMOVAL_SLACK_MIB (4).
 """
 
-import time
+import os
+import sys
 
-import rlib
-from rlib import MiB, check, lib
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "../../harness"))
+import rlib  # noqa: E402  (tests/reliability/rlib.py)
+from balloon_harness import balloon, scenario  # noqa: E402
+from balloon_harness.scenario import MiB, check  # noqa: E402
 
-GUEST_MIB = lib.env_int("REMOVAL_GUEST_MIB", 768)
-BALLOON_MIB = lib.env_int("REMOVAL_BALLOON_MIB", 256)
-CYCLES = lib.env_int("REMOVAL_CYCLES", 3)
-SLACK_KB = lib.env_int("REMOVAL_SLACK_MIB", 4) * 1024
+GUEST_MIB = scenario.env_int("REMOVAL_GUEST_MIB", 768)
+BALLOON_MIB = scenario.env_int("REMOVAL_BALLOON_MIB", 256)
+CYCLES = scenario.env_int("REMOVAL_CYCLES", 3)
+SLACK_KB = scenario.env_int("REMOVAL_SLACK_MIB", 4) * 1024
 TARGET_MIB = GUEST_MIB - BALLOON_MIB
-DRIVER = "/sys/bus/virtio/drivers/virtio_balloon"
 
 
-def free_kib(vm):
-    """MemFree plus the per-CPU free lists, once two reads 0.5 s apart agree."""
-    last = None
-    for _ in range(20):
-        pcp = vm.sh_ok("awk '$1 == \"count:\" { n += $2 } END { print n + 0 }' /proc/zoneinfo")
-        free = vm.meminfo()["MemFree"] + int(pcp) * 4
-        if last is not None and abs(free - last) <= 256:
-            return free
-        last = free
-        time.sleep(0.5)
-    return last
+# The cases, in the order they run (registered: the plan is their number).
+CASES = [
+    f"inflate to {TARGET_MIB} MiB: query-balloon == target",
+    f"{CYCLES} unbind/bind cycles: MemTotal exact, free memory within "
+    f"{SLACK_KB // 1024} MiB, query-balloon == RAM after each unbind; "
+    "the target again after each bind",
+    "deflate to the full RAM: counters consistent, MemTotal exact",
+    "console: no BUG/WARNING/KASAN/lockdep/hung task report",
+    "kmemleak: no new suspected leak after the cycles",
+]
+TIMEOUT = 300 + 90 * CYCLES
 
 
 def main(tap):
@@ -49,25 +51,19 @@ def main(tap):
                  deflate_on_oom=False) as vm:
         dev = vm.balloon_device()
         leak_skip = rlib.kmemleak_start(vm)
-        total0, free0 = vm.meminfo()["MemTotal"], free_kib(vm)
+        total0, free0 = vm.meminfo()["MemTotal"], balloon.free_kib(vm, reads=20)
         tap.diag(f"{dev}: MemTotal {total0} kB, free {free0} kB before the inflate")
 
-        with tap.case(f"inflate to {TARGET_MIB} MiB: query-balloon == target"):
-            check.assertEqual(rlib.converge(vm, TARGET_MIB), TARGET_MIB * MiB)
+        with tap.case(CASES[0]):
+            check.assertEqual(vm.resize(TARGET_MIB * MiB, timeout=120), TARGET_MIB * MiB)
 
         worst = 0
         done = 0
-        with tap.case(f"{CYCLES} unbind/bind cycles: MemTotal exact, free memory within "
-                      f"{SLACK_KB // 1024} MiB, query-balloon == RAM after each unbind; "
-                      "the target again after each bind"):
+        with tap.case(CASES[1]):
             for cycle in range(1, CYCLES + 1):
                 vm.sh_ok("balloon-mem fill 64", timeout=120)
-                try:
-                    vm.sh_ok(f"echo {dev} > {DRIVER}/unbind")
-                    actual = vm.wait_actual(GUEST_MIB * MiB, timeout=60)
-                    total, free = vm.meminfo()["MemTotal"], free_kib(vm)
-                finally:
-                    vm.sh(f"echo {dev} > {DRIVER}/bind")  # even after a failure
+                seen = balloon.unbind_and_bind(vm, dev, timeout=60, free_reads=20)
+                actual, total, free = seen["actual"], seen["total"], seen["free"]
                 worst = max(worst, free0 - free)
                 where = f"cycle {cycle}: "
                 check.assertEqual(actual, GUEST_MIB * MiB, where + "query-balloon after unbind")
@@ -81,18 +77,18 @@ def main(tap):
                 check.assertEqual(actual, TARGET_MIB * MiB, where + "query-balloon after bind")
                 done = cycle
             tap.diag(f"{done} cycles; free memory after unbind at most {worst} kB below before")
-            rlib.soak("removal_cycles", done)
+            balloon.soak("removal_cycles", done)
 
-        with tap.case("deflate to the full RAM: counters consistent, MemTotal exact"):
-            check.assertEqual(rlib.converge(vm, GUEST_MIB), GUEST_MIB * MiB)
+        with tap.case(CASES[2]):
+            check.assertEqual(vm.resize(GUEST_MIB * MiB, timeout=120), GUEST_MIB * MiB)
             rlib.check_counters(tap, vm)
             check.assertEqual(vm.meminfo()["MemTotal"], total0)
 
-        with tap.case("console: no BUG/WARNING/KASAN/lockdep/hung task report"):
+        with tap.case(CASES[3]):
             rlib.assert_clean_console(tap, vm)
 
-        rlib.leak_case(tap, vm, "kmemleak: no new suspected leak after the cycles", leak_skip)
+        rlib.leak_case(tap, vm, CASES[4], leak_skip)
 
 
 if __name__ == "__main__":
-    rlib.run(main, plan=5)
+    scenario.run(main, CASES, timeout=TIMEOUT)

@@ -2,7 +2,8 @@
 # Build the upstream kernel every comparison is made against: the unpatched
 # base (tag "base" of the tree), checked out as a worktree in
 # build/linux-base and built with the same configuration as the project's
-# kernel into build/baseline.  Prints the bzImage path.
+# kernel into build/baseline (the directory keeps its first name).  Prints
+# the bzImage path.
 set -eu
 
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -11,7 +12,7 @@ top=$(cd "$(dirname "$0")/.." && pwd)
 src=$BUILD/linux-base
 [ -d "$TREE/.git" ] || die "no tree in $TREE: run 'make tree'"
 if [ ! -e "$src/.git" ]; then
-	info "baseline: checking out base into $src ..."
+	info "upstream: checking out base into $src ..."
 	git -C "$TREE" worktree add -q --detach "$src" base
 fi
 "$top/harness/build-kernel.sh" "$src" "$BUILD/baseline"

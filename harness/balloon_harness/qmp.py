@@ -3,16 +3,15 @@
 Standard library only.  QMP is line-delimited JSON: the server greets, the
 client sends ``qmp_capabilities``, then every command gets exactly one
 ``return`` or ``error`` reply, while asynchronous events may arrive at any
-time.  Events are kept aside in :attr:`QMP.events` so a test can wait for
-them later.  Every blocking operation has a deadline.
+time.  Events are kept aside in :attr:`QMP.events`.  Every blocking operation has a deadline.
 
-:class:`LineSocket`, the line transport underneath, is also what
-harness/vm.py uses for the guest agent on ttyS1.
+The line transport underneath is :class:`lines.LineSocket`.
 """
 
 import json
-import socket
 import time
+
+from .lines import LineSocket
 
 
 class QMPError(Exception):
@@ -82,21 +81,6 @@ class QMP:
                                err.get("class"), err.get("desc"))
             return reply.get("return")
 
-    def wait_event(self, name, timeout=30.0):
-        """Remove and return the oldest event called ``name``.
-
-        Looks at the events already set aside first, then reads the socket
-        until one arrives; raises :class:`QMPError` after ``timeout`` s.
-        """
-        deadline = time.monotonic() + timeout
-        while True:
-            for i, ev in enumerate(self.events):
-                if ev["event"] == name:
-                    return self.events.pop(i)
-            msg = self._read_message(deadline, f"event {name}")
-            if "event" in msg:
-                self.events.append(msg)
-
     def close(self):
         """Close the connection (idempotent)."""
         self._chan.close()
@@ -111,63 +95,3 @@ class QMP:
             return json.loads(line)
         except ValueError as e:
             raise QMPError(f"QMP: malformed message {line[:200]!r}") from e
-
-
-class LineSocket:
-    """A connected stream socket read one ``\\n``-terminated line at a time."""
-
-    def __init__(self, path, timeout):
-        """Connect to ``path``, retrying for up to ``timeout`` seconds.
-
-        Raises :class:`ConnectionError` if it still fails at the deadline.
-        """
-        self._buf = b""
-        deadline = time.monotonic() + timeout
-        while True:
-            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            try:
-                sock.connect(path)
-                break
-            except OSError as e:
-                sock.close()
-                if time.monotonic() >= deadline:
-                    raise ConnectionError(f"cannot connect to {path}: {e}") from e
-                time.sleep(0.05)
-        self._sock = sock
-
-    def send_line(self, text):
-        """Send ``text`` plus a newline."""
-        if self._sock is None:
-            raise ConnectionError("socket is closed")
-        self._sock.sendall(text.encode() + b"\n")
-
-    def read_line(self, deadline, what="a line"):
-        """Return the next line (decoded, without ``\\r\\n``).
-
-        ``deadline`` is a :func:`time.monotonic` value.  Raises
-        :class:`TimeoutError` when it passes and :class:`ConnectionError`
-        when the peer closes the socket; ``what`` names the awaited line in
-        those messages.
-        """
-        while b"\n" not in self._buf:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise TimeoutError(f"timed out waiting for {what}")
-            if self._sock is None:
-                raise ConnectionError("socket is closed")
-            self._sock.settimeout(left)
-            try:
-                chunk = self._sock.recv(65536)
-            except socket.timeout:
-                continue
-            if not chunk:
-                raise ConnectionError(f"connection closed while waiting for {what}")
-            self._buf += chunk
-        line, self._buf = self._buf.split(b"\n", 1)
-        return line.decode("utf-8", "replace").rstrip("\r")
-
-    def close(self):
-        """Close the socket (idempotent)."""
-        if self._sock is not None:
-            self._sock.close()
-            self._sock = None

@@ -1,0 +1,113 @@
+"""make check: every stage of the project's tests as one nested KTAP document.
+
+    python3 -m balloon_harness.check [STAGE [SCENARIO ...]]
+
+With no argument, every stage in order of cost; ``STAGE`` alone runs one
+(make check-e2e is ``check e2e``); scenarios after it pick some of its
+scenario files (``check e2e test_stats.py``).  The document is printed
+as each stage ends and kept in build/check/check.ktap; its counts come
+from the kernel's KTAP parser (count.py), whose report is kept in
+build/check/kunit-parser.log.  The last line is ``N passed, N failed``
+(plus ``, N skipped`` when any skipped); the exit status is 1 if any
+test failed.
+
+Stages (each a subtest, each of its scenarios a subtest of it):
+
+``harness``  the counting itself, with stand-in scenarios (selftest.py)
+``patches``  checkpatch, git am, per-patch builds (harness/check-patches.sh)
+``guest``    KUnit and kselftests inside the guest (tests/guest/run-in-guest.py)
+``e2e``      end-to-end scenarios against QEMU (tests/e2e/test_*.py)
+``bench``    every benchmark once at a tiny size on both kernels (bench/run.py)
+``debug``    the debug kernel builds, then the reliability scenarios on it
+             (tests/reliability/test_*.py), short unless the environment
+             sets their durations (make soak does)
+"""
+
+import glob
+import os
+import sys
+
+from . import count, ktap, paths, stage
+
+# make check-debug's short durations; make soak sets its own.
+DEBUG_SHORT = {"CHURN_SECONDS": "20", "FAULTS_SECONDS": "20", "OOM_PRESSURE_SECONDS": "25",
+               "REMOVAL_CYCLES": "3"}
+
+
+def _scenarios(directory, names):
+    pattern = os.path.join(paths.TOP, directory)
+    files = ([os.path.join(pattern, n if n.endswith(".py") else n + ".py") for n in names]
+             if names else sorted(glob.glob(os.path.join(pattern, "test_*.py"))))
+    return files
+
+
+def harness(names):
+    return [stage.scenario("selftest", name="selftest",
+                           argv=[stage.PYTHON, "-m", "balloon_harness.selftest"])]
+
+
+def patches(names):
+    return [stage.command("check-patches", [os.path.join(paths.TOP, "harness/check-patches.sh")],
+                          timeout=5400)]
+
+
+def guest(names):
+    return [stage.command("run-in-guest",
+                          [stage.PYTHON, os.path.join(paths.TOP, "tests/guest/run-in-guest.py")],
+                          timeout=2400)]
+
+
+def e2e(names):
+    return [stage.scenario(f) for f in _scenarios("tests/e2e", names)]
+
+
+def bench(names):
+    return [stage.exit_status("every benchmark scenario runs on both kernels (BENCH_QUICK=1)",
+                              [stage.PYTHON, os.path.join(paths.TOP, "bench/run.py")],
+                              timeout=3600, env={"BENCH_QUICK": "1"})]
+
+
+def debug(names):
+    env = {k: os.environ.get(k, v) for k, v in DEBUG_SHORT.items()}
+    env["KERNEL"] = os.environ.get("KERNEL") or paths.kernel_image("debug")
+    build = stage.exit_status("the debug kernel builds (configs/debug.config)",
+                              [os.path.join(paths.TOP, "harness/build-debug-kernel.sh")],
+                              timeout=5400)
+    return [build] + [stage.scenario(f, env=env) for f in _scenarios("tests/reliability", names)]
+
+
+STAGES = {"harness": harness, "patches": patches, "guest": guest, "e2e": e2e, "bench": bench,
+          "debug": debug}
+
+
+def main(argv):
+    if argv and argv[0] not in STAGES:
+        print(f"unknown stage {argv[0]!r}; stages: {' '.join(STAGES)}", file=sys.stderr)
+        return 2
+    chosen = [(argv[0], argv[1:])] if argv else [(name, []) for name in STAGES]
+    os.makedirs(paths.CHECK_DIR, exist_ok=True)
+    document = os.path.join(paths.CHECK_DIR, "check.ktap")
+    print(ktap.VERSION)
+    print(f"1..{len(chosen)}", flush=True)
+    with open(document, "w") as out:
+        out.write(f"{ktap.VERSION}\n1..{len(chosen)}\n")
+        for number, (name, names) in enumerate(chosen, 1):
+            block = stage.run(name, STAGES[name](names))
+            reason = "every case skipped" if block.status == "skip" else ""
+            lines = ktap.indent(block.lines) + [
+                ktap.Result(name, block.status, reason).line(number)]
+            out.write("\n".join(lines) + "\n")
+            out.flush()
+            print("\n".join(lines), flush=True)
+    with open(document) as f:
+        counts = count.count(f.read().splitlines(), os.path.join(paths.CHECK_DIR, "kunit-parser.log"))
+    if counts.note:
+        print("# " + counts.note)
+    print(f"# KTAP document: {document}; kunit_parser's report: "
+          f"{os.path.join(paths.CHECK_DIR, 'kunit-parser.log')}")
+    print(count.summary(counts), flush=True)
+    return 1 if counts.failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,20 @@
+#!/usr/bin/env python3
+"""Stand-in for the harness self-test: sys.exit(0) in the second of three cases."""
+import sys, os  # noqa: E401
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "../../harness"))
+from balloon_harness import scenario  # noqa: E402
+
+CASES = ["runs", "calls sys.exit(0)", "never runs"]
+
+
+def main(tap):
+    with tap.case(CASES[0]):
+        pass
+    with tap.case(CASES[1]):
+        sys.exit(0)
+    with tap.case(CASES[2]):
+        pass
+
+
+if __name__ == "__main__":
+    scenario.run(main, CASES, timeout=30)
