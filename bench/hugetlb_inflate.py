@@ -6,7 +6,7 @@ from the start.  The balloon inflates by HUGETLB_INFLATE_BALLOON_MIB and
 deflates back, each timed from the QMP ``balloon`` command until
 ``query-balloon`` reaches the target.  Host memory freed is the rise of
 the host's HugePages_Free over the inflate: QEMU discards a huge page only
-when one inflate buffer carries all 512 of its 4 KiB pieces (protocol.md
+when one inflate buffer carries all 512 of its 4 KiB pieces (docs/protocol.md
 4.3), which upstream's 1 MiB buffers never do.
 
 The host's pool is grown by what is missing and shrunk back after each

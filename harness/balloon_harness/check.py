@@ -5,9 +5,9 @@
 With no argument, every stage in order of cost; ``STAGE`` alone runs one
 (make check-e2e is ``check e2e``); scenarios after it pick some of its
 scenario files (``check e2e test_stats.py``).  The document is printed
-as each stage ends and kept in build/check/check.ktap; its counts come
-from the kernel's KTAP parser (count.py), whose report is kept in
-build/check/kunit-parser.log.  The last line is ``N passed, N failed``
+as each stage ends and kept in build/check/check.ktap (check-STAGE.ktap
+for one stage); its counts come from the kernel's KTAP parser
+(count.py), whose report is kept beside it.  The last line is ``N passed, N failed``
 (plus ``, N skipped`` when any skipped); the exit status is 1 if any
 test failed.
 
@@ -25,7 +25,9 @@ Stages (each a subtest, each of its scenarios a subtest of it):
 
 import glob
 import os
+import re
 import sys
+import time
 
 from . import count, ktap, paths, stage
 
@@ -80,31 +82,51 @@ STAGES = {"harness": harness, "patches": patches, "guest": guest, "e2e": e2e, "b
           "debug": debug}
 
 
+SOAK = re.compile(r"^\s*# soak: (\w+) (\d+)$")
+
+
+def soak_summary(lines, seconds):
+    """The debug stage's ``# soak: NAME VALUE`` numbers, added up (make soak's summary)."""
+    total = {}
+    for line in lines:
+        m = SOAK.match(line)
+        if m:
+            total[m.group(1)] = total.get(m.group(1), 0) + int(m.group(2))
+    return (f"soak: duration {seconds:.0f} s, pages verified {total.get('pages_verified', 0)}, "
+            f"faults injected {total.get('faults_injected', 0)}, bad pages "
+            f"{total.get('bad_pages', 0)}, removal cycles {total.get('removal_cycles', 0)}")
+
+
 def main(argv):
     if argv and argv[0] not in STAGES:
         print(f"unknown stage {argv[0]!r}; stages: {' '.join(STAGES)}", file=sys.stderr)
         return 2
     chosen = [(argv[0], argv[1:])] if argv else [(name, []) for name in STAGES]
     os.makedirs(paths.CHECK_DIR, exist_ok=True)
-    document = os.path.join(paths.CHECK_DIR, "check.ktap")
-    print(ktap.VERSION)
-    print(f"1..{len(chosen)}", flush=True)
+    name = "check" if not argv else f"check-{argv[0]}"
+    document = os.path.join(paths.CHECK_DIR, name + ".ktap")
+    parser_log = os.path.join(paths.CHECK_DIR, name + ".kunit-parser.log")
+    printed = [ktap.VERSION, f"1..{len(chosen)}"]
+    print("\n".join(printed), flush=True)
     with open(document, "w") as out:
-        out.write(f"{ktap.VERSION}\n1..{len(chosen)}\n")
+        out.write("\n".join(printed) + "\n")
         for number, (name, names) in enumerate(chosen, 1):
+            start = time.monotonic()
             block = stage.run(name, STAGES[name](names))
             reason = "every case skipped" if block.status == "skip" else ""
             lines = ktap.indent(block.lines) + [
                 ktap.Result(name, block.status, reason).line(number)]
+            lines += ktap.diag(f"{name}: {time.monotonic() - start:.0f} s")
+            if name == "debug":
+                lines += ktap.diag(soak_summary(block.lines, time.monotonic() - start))
             out.write("\n".join(lines) + "\n")
             out.flush()
             print("\n".join(lines), flush=True)
-    with open(document) as f:
-        counts = count.count(f.read().splitlines(), os.path.join(paths.CHECK_DIR, "kunit-parser.log"))
+            printed += lines
+    counts = count.count(printed, parser_log)
     if counts.note:
         print("# " + counts.note)
-    print(f"# KTAP document: {document}; kunit_parser's report: "
-          f"{os.path.join(paths.CHECK_DIR, 'kunit-parser.log')}")
+    print(f"# KTAP document: {document}; kunit_parser's report: {parser_log}")
     print(count.summary(counts), flush=True)
     return 1 if counts.failed else 0
 

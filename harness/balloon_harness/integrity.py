@@ -48,7 +48,7 @@ driver holding its full 128 MiB budget at its peak; about 22 s a run.
 
 What this cannot show: with every write logged, a driver that hints
 pages without isolating them (the lost-write race of
-../../../shared/docs/protocol.md section 6.2) would pass here too; that
+docs/protocol.md section 6.2) would pass here too; that
 race needs KVM's manual dirty-log clearing, and KVM does not work on the
 project's machines.  The test proves the stream is consistent, that
 hinted blocks come back to the guest intact and usable, and that no

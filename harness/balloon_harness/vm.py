@@ -81,7 +81,7 @@ class VM:
     host's pool (``memory-backend-memfd,hugetlb=on,hugetlbsize=2M``; see
     :class:`HostHugePages`).  QEMU then frees a host huge page on inflate
     only when all 512 of its 4 KiB pieces arrive in one buffer
-    (protocol.md 4.3).  ``hugetlb_prealloc`` (default on with ``hugetlb``)
+    (docs/protocol.md 4.3).  ``hugetlb_prealloc`` (default on with ``hugetlb``)
     has QEMU take every huge page at start, so the pool's free count
     tells exactly how much guest RAM the host backs.
 

@@ -2,7 +2,7 @@
 """Inflate on a guest whose RAM is backed by the host's 2 MiB huge pages.
 
 QEMU discards a 2 MiB host page only when all 512 of its 4 KiB pieces
-arrive in one inflate buffer (protocol.md 4.3).  The project's driver
+arrive in one inflate buffer (docs/protocol.md 4.3).  The project's driver
 sends every 2 MiB-aligned block of 512 PFNs in one buffer, so ballooning
 a hugetlb-backed guest must give the host its huge pages back.
 

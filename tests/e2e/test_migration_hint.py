@@ -27,7 +27,7 @@ from balloon_harness.vm import VM  # noqa: E402
 GUEST_MIB = scenario.env_int("HINT_GUEST_MIB", 1536)
 FILL_MIB = scenario.env_int("HINT_FILL_MIB", 1024)
 MAX_BANDWIDTH = scenario.env_int("HINT_MAX_BANDWIDTH", 0) or None
-# protocol.md 5.4: hinted runs send < 25 % of the freed memory (7 % measured).
+# docs/protocol.md 5.4: hinted runs send < 25 % of the freed memory (7 % measured).
 HINTED_MAX_FRACTION = 0.25
 UNHINTED_MIN_FRACTION = 0.75
 FREE_PAGE_VQ = 3  # QEMU numbering: inflate, deflate, stats, free_page_vq
