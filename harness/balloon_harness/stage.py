@@ -5,7 +5,9 @@ Three kinds of step:
 - :func:`scenario`: a script that registers its cases (scenario.py).  Its
   ``--list`` gives the cases and the timeout before it runs; every
   registered case it did not report is failed ("not run"), or skipped
-  when it exited 4.
+  when it exited 4.  A script without ``--list`` (one written against
+  its own TAP code; it calls no ``scenario.run``) is run as a command
+  with ``FOREIGN_TIMEOUT``, and says so in a diagnostic line.
 - :func:`command`: a program that prints TAP or KTAP with a plan of its
   own (check-patches.sh, the guest tests).  Points its plan promised but
   it never printed are failed; so is a non-zero exit with no failed point.
@@ -27,11 +29,14 @@ import time
 from . import ktap, paths
 
 GRACE_S = 20
+FOREIGN_TIMEOUT = 900
 PYTHON = sys.executable or "python3"
 
 
 class Step:
-    def __init__(self, name, argv, timeout, kind, cases=None, env=None, problem=None):
+    def __init__(self, name, argv, timeout, kind, cases=None, env=None, problem=None,
+                 note=None):
+        self.note = note
         self.name = name
         self.argv = argv
         self.timeout = timeout
@@ -41,11 +46,15 @@ class Step:
         self.problem = problem
 
 
-def scenario(path, env=None, name=None, argv=None):
+def scenario(path=None, env=None, name=None, argv=None):
     """The scenario script ``path`` (or ``argv``), its cases and timeout from ``--list``."""
     argv = argv or [PYTHON, path]
     name = name or os.path.splitext(os.path.basename(path))[0]
     merged = _environ(env)
+    if path and not _registers(path):
+        return Step(name, argv, FOREIGN_TIMEOUT, "command", env=env,
+                    note="registers no cases (not a balloon_harness scenario): "
+                         "counted by its own plan")
     try:
         out = subprocess.run(argv + ["--list"], capture_output=True, text=True, timeout=60,
                              env=merged, stdin=subprocess.DEVNULL, cwd=paths.TOP)
@@ -55,6 +64,16 @@ def scenario(path, env=None, name=None, argv=None):
         return Step(name, argv, int(lines[0].split()[1]), "scenario", lines[1:], env)
     except (OSError, ValueError, subprocess.TimeoutExpired) as e:
         return Step(name, argv, 0, "scenario", [], env, problem=f"cannot list its cases: {e}")
+
+
+def _registers(path):
+    """Whether script ``path`` is a balloon_harness scenario (only those get ``--list``:
+    another script would run its whole test)."""
+    try:
+        with open(path, errors="replace") as f:
+            return "scenario.run(" in f.read()
+    except OSError:
+        return True  # let --list report it
 
 
 def command(name, argv, timeout, env=None):
@@ -99,6 +118,8 @@ def run_step(step):
         elif line.strip():
             entries.append(line if line.startswith("#") else "# " + line)
     entries += ktap.diag(f"{step.name}: {how}")
+    if step.note:
+        entries += ktap.diag(f"{step.name}: {step.note}")
     if step.kind == "scenario":
         entries = _registered(step, entries, results, rc, how)
     elif step.kind == "command":
