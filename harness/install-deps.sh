@@ -1,12 +1,14 @@
 #!/bin/sh
 # Install every Debian package the project needs: the kernel source, the
-# toolchain that builds it, QEMU, the guest userspace and the plotting tools.
+# toolchain that builds it, QEMU, libvirt (for tests/e2e/test_libvirt.py, which
+# runs its own private libvirtd), the guest userspace and the plotting tools.
 # Idempotent: does nothing when everything is already present.
 set -eu
 
 PKGS="linux-source-6.12 build-essential bc bison flex libelf-dev libssl-dev
 cpio kmod xz-utils busybox-static qemu-system-x86 qemu-utils python3 python3-ply
-python3-git git gnuplot-nox sparse procps rsync"
+python3-git git gnuplot-nox sparse procps rsync
+libvirt-daemon-system libvirt-clients"
 
 missing=""
 for p in $PKGS; do
@@ -15,18 +17,30 @@ for p in $PKGS; do
 	fi
 done
 
-if [ -z "$missing" ]; then
-	echo "deps: all packages present"
-	exit 0
-fi
-
-echo "deps: installing:$missing"
 if [ "$(id -u)" -ne 0 ]; then
 	SUDO=sudo
 else
 	SUDO=
 fi
-export DEBIAN_FRONTEND=noninteractive
-$SUDO apt-get update -q
-# shellcheck disable=SC2086
-$SUDO apt-get install -y -q --no-install-recommends $missing
+
+if [ -z "$missing" ]; then
+	echo "deps: all packages present"
+else
+	echo "deps: installing:$missing"
+	export DEBIAN_FRONTEND=noninteractive
+	$SUDO apt-get update -q
+	# shellcheck disable=SC2086
+	$SUDO apt-get install -y -q --no-install-recommends $missing
+fi
+
+# libvirtd 9.0 does not start without the user libvirt-qemu, even with
+# user = "root" in qemu.conf: it looks the user up before it reads
+# qemu.conf.  libvirt-daemon-system's postinst creates it; a machine that
+# lost it gets it back here.
+if ! getent passwd libvirt-qemu >/dev/null; then
+	echo "deps: creating the system user libvirt-qemu"
+	group=kvm  # as the postinst does
+	getent group kvm >/dev/null || group=nogroup
+	$SUDO useradd --system --no-create-home --home-dir /var/lib/libvirt \
+		--shell /usr/sbin/nologin --comment "Libvirt Qemu" --gid "$group" libvirt-qemu
+fi
