@@ -10,6 +10,7 @@ stage is parsed by the kernel's KTAP parser (count.py), and each case
 here checks one counting rule against what the parser counted.
 """
 
+import importlib.util
 import os
 import tempfile
 
@@ -51,7 +52,18 @@ CASES = ([f"{name}: {rule}: {p} passed, {f} failed, {s} skipped"
          [f"the whole stand-in stage: {TOTAL[0]} passed, {TOTAL[1]} failed, "
           f"{TOTAL[2]} skipped, in the last line's format",
           "the console scanner flags BUG, WARNING, Oops, KASAN, lockdep, hung task, "
-          "EXPECTATION FAILED and kmemleak lines, and nothing else"])
+          "EXPECTATION FAILED and kmemleak lines, and nothing else",
+          "guest stage: a KTAP header and lines kunit.py cannot parse is a failure, "
+          "and so is a kunit.py that fails"])
+GUEST_STAGE = os.path.join(paths.TOP, "tests/guest/run-in-guest.py")
+
+
+def guest_stage():
+    """tests/guest/run-in-guest.py as a module (it boots nothing when imported)."""
+    spec = importlib.util.spec_from_file_location("run_in_guest", GUEST_STAGE)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def steps():
@@ -84,12 +96,28 @@ def main(tap):
             got = (c.passed, c.failed + c.crashed + c.errors, c.skipped,
                    scenarios[name].status.name)
             check.assertEqual(got, (p, f, s, status))
-    with tap.case(CASES[-2]):
+    with tap.case(CASES[-3]):
         check.assertEqual(count.summary(totals),
                           f"{TOTAL[0]} passed, {TOTAL[1]} failed, {TOTAL[2]} skipped")
-    with tap.case(CASES[-1]):
+    with tap.case(CASES[-2]):
         for line, flagged in CONSOLE_SAMPLES.items():
             check.assertEqual(bool(console.kernel_reports(line)), flagged, line)
+    with tap.case(CASES[-1]):
+        guest = guest_stage()
+        with tempfile.TemporaryDirectory() as tmp:
+            for name, text in (("garbled", "KTAP version 1\n1..2\nnonsense\n"),
+                               ("empty", "[    0.1] no KTAP at all\n")):
+                problems = []
+                cases = guest.kunit_parse(text, tmp, name, problems)
+                tap.diag(f"{name} KTAP: cases {cases}, problems {problems}")
+                check.assertTrue(problems or any(s not in ("PASS", "SKIP", "SKIPPED")
+                                                 for _, s in cases),
+                                 f"a KUnit part with no passing case ({name}) passed")
+            guest.KUNIT_PY = os.path.join(tmp, "no-kunit.py")
+            problems = []
+            guest.kunit_parse("KTAP version 1\n1..1\nok 1 fine\n", tmp, "broken", problems)
+            tap.diag(f"kunit.py missing: problems {problems}")
+            check.assertTrue(problems, "a kunit.py that failed passed")
 
 
 if __name__ == "__main__":
