@@ -121,7 +121,7 @@ def run_step(step):
     if step.note:
         entries += ktap.diag(f"{step.name}: {step.note}")
     if step.kind == "scenario":
-        entries = _registered(step, entries, results, rc, how)
+        entries = _registered(step, entries, rc, how)
     elif step.kind == "command":
         entries = _planned(step, entries, results, plan, rc, how)
     else:
@@ -131,7 +131,7 @@ def run_step(step):
     return ktap.subtest(step.name, entries)
 
 
-def _registered(step, entries, results, rc, how):
+def _registered(step, entries, rc, how):
     """Keep the registered cases' results; count the ones not reported."""
     seen = set()
     out = []
