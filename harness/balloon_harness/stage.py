@@ -191,7 +191,12 @@ def _execute(step):
     killed = None
     try:
         proc.wait(step.timeout)
-    except subprocess.TimeoutExpired:
+    except BaseException as e:
+        if not isinstance(e, subprocess.TimeoutExpired):
+            # Interrupted (Ctrl-C reaches only us: the step has its own
+            # session): take the step and its VMs down with us.
+            _signal_group(proc, signal.SIGTERM)
+            raise
         killed = "SIGTERM"
         _signal_group(proc, signal.SIGTERM)
         try:
