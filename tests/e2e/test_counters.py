@@ -42,17 +42,16 @@ SETTLE_S = 0.5
 
 
 # The cases, in the order they run (registered: the plan is their number).
-CASES = [
-    "debugfs counters file lists every documented counter, balloon empty",
-    "inflate 512 -> 256 MiB: invariants hold against query-balloon, "
-    "inflated_pages and inflate_bufs moved by the inflate",
-    "deflate 256 -> 384 MiB: invariants hold, deflated_pages and deflate_bufs "
-    "moved by the deflate",
-    "target above RAM: full deflate, target_pages == balloon_pages == 0, "
-    "inflated_pages == deflated_pages",
-    "stats polling every 1 s: stats_requests grows with QEMU's last-update",
-    "no allocation, migration or report failures in this run",
-]
+EVERY_COUNTER = "debugfs counters file lists every documented counter, balloon empty"
+INFLATE = ("inflate 512 -> 256 MiB: invariants hold against query-balloon, "
+           "inflated_pages and inflate_bufs moved by the inflate")
+DEFLATE = ("deflate 256 -> 384 MiB: invariants hold, deflated_pages and deflate_bufs "
+           "moved by the deflate")
+ABOVE_RAM = ("target above RAM: full deflate, target_pages == balloon_pages == 0, "
+             "inflated_pages == deflated_pages")
+STATS_REQUESTS = "stats polling every 1 s: stats_requests grows with QEMU's last-update"
+NO_FAILURES = "no allocation, migration or report failures in this run"
+CASES = [EVERY_COUNTER, INFLATE, DEFLATE, ABOVE_RAM, STATS_REQUESTS, NO_FAILURES]
 TIMEOUT = 600
 
 
@@ -101,14 +100,14 @@ def moved(before, after, name):
 
 def main(tap):
     with VM(mem_mib=GUEST_MIB, name="counters") as vm:
-        with tap.case(CASES[0]):
+        with tap.case(EVERY_COUNTER):
             c0 = vm.balloon_counters()
             check.assertIsNotNone(c0, f"no counters file for {vm.balloon_device()} in debugfs")
             tap.diag(" ".join(f"{k}={v}" for k, v in c0.items()))
             check.assertEqual(sorted(set(COUNTERS) - set(c0)), [], "counters missing")
             assert_invariants(c0, GUEST_MIB, vm.actual())
 
-        with tap.case(CASES[1]):
+        with tap.case(INFLATE):
             actual, c1 = balloon_to(tap, vm, 256)
             assert_invariants(c1, 256, actual)
             check.assertEqual(moved(c0, c1, "inflated_pages"), 256 * PAGES_PER_MIB)
@@ -116,19 +115,19 @@ def main(tap):
             check.assertGreater(moved(c0, c1, "inflate_bufs"), 0)
             check.assertEqual(moved(c0, c1, "deflate_bufs"), 0)
 
-        with tap.case(CASES[2]):
+        with tap.case(DEFLATE):
             actual, c2 = balloon_to(tap, vm, 384)
             assert_invariants(c2, 384, actual)
             check.assertEqual(moved(c1, c2, "deflated_pages"), 128 * PAGES_PER_MIB)
             check.assertEqual(moved(c1, c2, "inflated_pages"), 0)
             check.assertGreater(moved(c1, c2, "deflate_bufs"), 0)
 
-        with tap.case(CASES[3]):
+        with tap.case(ABOVE_RAM):
             actual, c3 = balloon_to(tap, vm, 2 * GUEST_MIB, GUEST_MIB)
             assert_invariants(c3, 2 * GUEST_MIB, actual)
             check.assertEqual((c3["target_pages"], c3["balloon_pages"]), (0, 0))
 
-        with tap.case(CASES[4]):
+        with tap.case(STATS_REQUESTS):
             before = vm.balloon_counters()["stats_requests"]
             first = vm.guest_stats()["last-update"]
             vm.set_stats_interval(1)
@@ -144,7 +143,7 @@ def main(tap):
             check.assertEqual(updates, 3, "QEMU's last-update advanced three times")
             check.assertGreaterEqual(after - before, updates)
 
-        with tap.case(CASES[5]):
+        with tap.case(NO_FAILURES):
             c = vm.balloon_counters()
             tap.diag(" ".join(f"{k}={c.get(k)}" for k in COUNTERS))
             failures = {k: c[k] for k in FAILURES if k in c}

@@ -28,13 +28,12 @@ OVERCOMMIT_MIB = 64
 
 
 # The cases, in the order they run (registered: the plan is their number).
-CASES = [
-    f"inflate to {TARGET_MIB} MiB: query-balloon actual == target exactly",
-    "inflate: MemTotal unchanged (ballooned pages stay accounted)",
-    f"inflate: MemFree fell by {GUEST_MIB - TARGET_MIB} MiB (within 8 MiB)",
-    f"pressure: allocating MemFree + {OVERCOMMIT_MIB} MiB succeeds by deflating, "
-    "no OOM kill",
-]
+INFLATE = f"inflate to {TARGET_MIB} MiB: query-balloon actual == target exactly"
+MEMTOTAL_KEPT = "inflate: MemTotal unchanged (ballooned pages stay accounted)"
+MEMFREE_FELL = f"inflate: MemFree fell by {GUEST_MIB - TARGET_MIB} MiB (within 8 MiB)"
+PRESSURE = (f"pressure: allocating MemFree + {OVERCOMMIT_MIB} MiB succeeds by deflating, "
+            "no OOM kill")
+CASES = [INFLATE, MEMTOTAL_KEPT, MEMFREE_FELL, PRESSURE]
 TIMEOUT = 600
 
 
@@ -43,7 +42,7 @@ def main(tap):
         before = vm.meminfo()
         tap.diag(f"initial MemTotal {before['MemTotal']} kB, MemFree {before['MemFree']} kB")
 
-        with tap.case(CASES[0]):
+        with tap.case(INFLATE):
             start = time.monotonic()
             actual = vm.resize(TARGET_MIB * MiB, timeout=60)
             tap.diag(f"actual {actual / MiB:.2f} MiB after {time.monotonic() - start:.1f} s")
@@ -52,14 +51,14 @@ def main(tap):
         after = vm.meminfo()
         tap.diag(f"after inflate: MemTotal {after['MemTotal']} kB, MemFree {after['MemFree']} kB")
 
-        with tap.case(CASES[1]):
+        with tap.case(MEMTOTAL_KEPT):
             check.assertEqual(after["MemTotal"], before["MemTotal"])
 
-        with tap.case(CASES[2]):
+        with tap.case(MEMFREE_FELL):
             check.assertAlmostEqual(before["MemFree"] - after["MemFree"],
                                     (GUEST_MIB - TARGET_MIB) * 1024, delta=MEMFREE_SLACK_KB)
 
-        with tap.case(CASES[3]):
+        with tap.case(PRESSURE):
             fill_mib = after["MemFree"] // 1024 + OVERCOMMIT_MIB
             start = time.monotonic()
             rc, out = vm.sh(f"balloon-mem fill {fill_mib}", timeout=120)

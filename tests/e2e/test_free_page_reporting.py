@@ -39,15 +39,14 @@ REPORTING_VQ = 3  # QEMU numbering without free-page-hint: inflate, deflate, sta
 
 
 # The cases, in the order they run (registered: the plan is their number).
-CASES = [
-    f"reporting on: the {FILL_MIB} MiB fill shows in QEMU's RSS",
-    f"reporting on: QEMU RSS falls by >= {MIN_FRACTION:.0%} of the freed "
-    f"memory within {TIMEOUT_S:.0f} s",
-    "reporting on: the reporting virtqueue was used",
-    f"reporting off: the {FILL_MIB} MiB fill shows in QEMU's RSS",
-    f"reporting off: QEMU RSS falls by <= {OFF_MAX_FRACTION:.0%} of the freed "
-    f"memory in {OFF_WINDOW_S:.0f} s",
-]
+ON_FILL_SHOWS = f"reporting on: the {FILL_MIB} MiB fill shows in QEMU's RSS"
+ON_RSS_FALLS = (f"reporting on: QEMU RSS falls by >= {MIN_FRACTION:.0%} of the freed "
+                f"memory within {TIMEOUT_S:.0f} s")
+ON_QUEUE_USED = "reporting on: the reporting virtqueue was used"
+OFF_FILL_SHOWS = f"reporting off: the {FILL_MIB} MiB fill shows in QEMU's RSS"
+OFF_RSS_STAYS = (f"reporting off: QEMU RSS falls by <= {OFF_MAX_FRACTION:.0%} of the freed "
+                 f"memory in {OFF_WINDOW_S:.0f} s")
+CASES = [ON_FILL_SHOWS, ON_RSS_FALLS, ON_QUEUE_USED, OFF_FILL_SHOWS, OFF_RSS_STAYS]
 TIMEOUT = 600
 
 
@@ -100,11 +99,11 @@ def first_time(samples, fraction):
 def main(tap):
     tap.diag(f"guest {GUEST_MIB} MiB, fill {FILL_MIB} MiB, threshold {MIN_FRACTION:.0%}")
     with VM(mem_mib=GUEST_MIB, free_page_reporting=True, name="fpr-on") as vm:
-        with tap.case(CASES[0]):
+        with tap.case(ON_FILL_SHOWS):
             rss0, rss_fill = fill(tap, vm)
             check.assertGreaterEqual(rss_fill - rss0, FILL_VISIBLE_FRACTION * FILL_MIB * 1024)
 
-        with tap.case(CASES[1]):
+        with tap.case(ON_RSS_FALLS):
             samples = watch_rss(vm, rss0, TIMEOUT_S)
             t_min, t_done = first_time(samples, MIN_FRACTION), first_time(samples, DONE_FRACTION)
             best = max(f for _, f in samples)
@@ -114,17 +113,17 @@ def main(tap):
                      f"{_secs(t_done)}")
             check.assertGreaterEqual(best, MIN_FRACTION)
 
-        with tap.case(CASES[2]):
+        with tap.case(ON_QUEUE_USED):
             used = vm.queue_status(REPORTING_VQ)["used-idx"]
             tap.diag(f"reporting_vq used-idx {used}")
             check.assertGreater(used, 0)
 
     with VM(mem_mib=GUEST_MIB, free_page_reporting=False, name="fpr-off") as vm:
-        with tap.case(CASES[3]):
+        with tap.case(OFF_FILL_SHOWS):
             rss0, rss_fill = fill(tap, vm)
             check.assertGreaterEqual(rss_fill - rss0, FILL_VISIBLE_FRACTION * FILL_MIB * 1024)
 
-        with tap.case(CASES[4]):
+        with tap.case(OFF_RSS_STAYS):
             time.sleep(OFF_WINDOW_S)
             fraction = released(vm, rss0)
             tap.diag(f"released {fraction:.1%} of {FILL_MIB} MiB")

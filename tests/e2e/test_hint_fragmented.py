@@ -59,13 +59,12 @@ THP_ON = f"if grep -q '\\[never\\]' {THP}; then echo always >{THP}; fi"
 
 
 # The cases, in the order they run (registered: the plan is their number).
-CASES = [
-    "fragmented guest, hint on: migration completes, the set verifies, and "
-    f">= {FRAG_MIN_SMALL:.0%} of the freed holes are free blocks below 4 MiB",
-    f"hint on saves >= {FRAG_MIN_SAVED:.0%} of the freed holes against hint off",
-    f"the project sends less than upstream (hint on) by >= "
-    f"{FRAG_MIN_BELOW_UPSTREAM:.0%} of the freed holes",
-]
+SMALL_BLOCKS = ("fragmented guest, hint on: migration completes, the set verifies, and "
+                f">= {FRAG_MIN_SMALL:.0%} of the freed holes are free blocks below 4 MiB")
+SAVES_AGAINST_OFF = f"hint on saves >= {FRAG_MIN_SAVED:.0%} of the freed holes against hint off"
+BELOW_UPSTREAM = (f"the project sends less than upstream (hint on) by >= "
+                  f"{FRAG_MIN_BELOW_UPSTREAM:.0%} of the freed holes")
+CASES = [SMALL_BLOCKS, SAVES_AGAINST_OFF, BELOW_UPSTREAM]
 TIMEOUT = 600
 
 
@@ -117,12 +116,12 @@ def same_image(a, b):
 
 def main(tap):
     results = {}
-    with tap.case(CASES[0]):
+    with tap.case(SMALL_BLOCKS):
         results["on"] = run(tap, "project-hint-on", None, True)
         _, freed, small = results["on"]
         check.assertGreaterEqual(small, FRAG_MIN_SMALL * freed)
 
-    with tap.case(CASES[1]):
+    with tap.case(SAVES_AGAINST_OFF):
         results["off"] = run(tap, "project-hint-off", None, False)
         on, freed, _ = results["on"]
         off = results["off"][0]
@@ -130,7 +129,7 @@ def main(tap):
                  f"{(off - on) / MiB:.0f} MiB of {freed // 1024} MiB freed")
         check.assertGreaterEqual(off - on, FRAG_MIN_SAVED * freed * 1024)
 
-    desc = CASES[2]
+    desc = BELOW_UPSTREAM
     kernel = paths.kernel()
     if not os.path.isfile(UPSTREAM):
         tap.skip(desc, f"no upstream kernel at {UPSTREAM} (make upstream)")

@@ -69,16 +69,15 @@ LOW_SLACK_KB = 32 * 1024
 
 
 # The cases, in the order they run (registered: the plan is their number).
-CASES = [
-    "the migration, started during the workload, completes, with hints",
-    "every workload pass, with and without migration, exits 0 with bad 0; "
-    "no OOM kill, no allocation failure",
-    "no reclaim spike: allocstall, pgscan_direct, pgscan_kswapd and kswapd "
-    "runs within 2x the run without migration plus slack",
-    f"the guest's free memory low point fell at most the {HINT_BUDGET_MIB} "
-    "MiB budget below the run without migration; the driver's peak held "
-    "(hint_held_peak_pages) is within the budget",
-]
+MIGRATION_COMPLETES = "the migration, started during the workload, completes, with hints"
+PASSES_CLEAN = ("every workload pass, with and without migration, exits 0 with bad 0; "
+                "no OOM kill, no allocation failure")
+NO_RECLAIM_SPIKE = ("no reclaim spike: allocstall, pgscan_direct, pgscan_kswapd and kswapd "
+                    "runs within 2x the run without migration plus slack")
+FREE_LOW_POINT = (f"the guest's free memory low point fell at most the {HINT_BUDGET_MIB} "
+                  "MiB budget below the run without migration; the driver's peak held "
+                  "(hint_held_peak_pages) is within the budget")
+CASES = [MIGRATION_COMPLETES, PASSES_CLEAN, NO_RECLAIM_SPIKE, FREE_LOW_POINT]
 TIMEOUT = 600
 
 
@@ -149,11 +148,11 @@ def main(tap):
                  f"{passes_at_end} of {RUNS} passes done when it ended; with migration: "
                  f"{mig[2]}, exit codes {mig[1]}, MemFree low {mig[4]} kB; counters {counters}")
 
-        with tap.case(CASES[0]):
+        with tap.case(MIGRATION_COMPLETES):
             check.assertEqual(info["status"], "completed")
             check.assertGreater(used, 1)
 
-        with tap.case(CASES[1]):
+        with tap.case(PASSES_CLEAN):
             for verdicts, codes, delta, lines, _ in (ref, mig):
                 check.assertEqual(codes, [0] * RUNS, "\n".join(lines))
                 check.assertEqual(len(verdicts), RUNS, "\n".join(lines))
@@ -161,13 +160,13 @@ def main(tap):
                 check.assertEqual(delta["oom_kill"], 0)
             check.assertEqual(dmesg, "")
 
-        with tap.case(CASES[2]):
+        with tap.case(NO_RECLAIM_SPIKE):
             for key, slack in (("allocstall", STALL_SLACK), ("pgscan_direct", SCAN_SLACK_PAGES),
                                ("pgscan_kswapd", SCAN_SLACK_PAGES),
                                ("pageoutrun", KSWAPD_SLACK)):
                 check.assertLessEqual(mig[2][key], 2 * ref[2][key] + slack, key)
 
-        with tap.case(CASES[3]):
+        with tap.case(FREE_LOW_POINT):
             tap.diag(f"MemFree low {mig[4] // 1024} MiB with migration, {ref[4] // 1024} MiB "
                      "without")
             check.assertGreaterEqual(mig[4], ref[4] - (HINT_BUDGET_MIB << 10) - LOW_SLACK_KB)

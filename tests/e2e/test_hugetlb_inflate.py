@@ -72,18 +72,17 @@ REFILL_SLACK_MIB = 64
 
 
 # The cases, in the order they run (registered: the plan is their number).
-CASES = [
-    f"QEMU backs all {GUEST_MIB} MiB of guest RAM with host huge pages",
-    f"inflate to {TARGET_MIB} MiB: query-balloon actual == target exactly",
-    f"inflate: host HugePages_Free rose by >= {MIN_FRACTION:.0%} of the "
-    f"{BALLOON_MIB} MiB ballooned",
-    f"{COMPACT_RUNS} compaction runs and a fill of free memory: host "
-    f"HugePages_Free still >= {MIN_FRACTION:.0%} of the balloon freed",
-    f"deflate to {GUEST_MIB} MiB: query-balloon actual == RAM, "
-    "MemTotal back exactly",
-    "after deflate the guest uses its memory again: a fill of MemFree - "
-    f"{REFILL_SPARE_MIB} MiB succeeds and the host backs it with huge pages",
-]
+HOST_BACKS_RAM = f"QEMU backs all {GUEST_MIB} MiB of guest RAM with host huge pages"
+INFLATE = f"inflate to {TARGET_MIB} MiB: query-balloon actual == target exactly"
+HUGE_PAGES_FREED = (f"inflate: host HugePages_Free rose by >= {MIN_FRACTION:.0%} of the "
+                    f"{BALLOON_MIB} MiB ballooned")
+KEPT_AFTER_COMPACTION = (f"{COMPACT_RUNS} compaction runs and a fill of free memory: host "
+                         f"HugePages_Free still >= {MIN_FRACTION:.0%} of the balloon freed")
+DEFLATE = (f"deflate to {GUEST_MIB} MiB: query-balloon actual == RAM, "
+           "MemTotal back exactly")
+REFILL = ("after deflate the guest uses its memory again: a fill of MemFree - "
+          f"{REFILL_SPARE_MIB} MiB succeeds and the host backs it with huge pages")
+CASES = [HOST_BACKS_RAM, INFLATE, HUGE_PAGES_FREED, KEPT_AFTER_COMPACTION, DEFLATE, REFILL]
 TIMEOUT = 600
 
 
@@ -106,21 +105,21 @@ def run(tap):
     with VM(mem_mib=GUEST_MIB, hugetlb=True, name="hugetlb-inflate") as vm:
         total0 = vm.meminfo()["MemTotal"]
 
-        with tap.case(CASES[0]):
+        with tap.case(HOST_BACKS_RAM):
             free_boot = host.host_hugepages_free()
             tap.diag(f"HugePages_Free {free_before_boot} -> {free_boot}; QEMU HugetlbPages "
                      f"{vm.qemu_hugetlb_kib()} kB")
             check.assertEqual(vm.qemu_hugetlb_kib(), GUEST_MIB * 1024)
             check.assertGreaterEqual(free_before_boot - free_boot, GUEST_MIB // HUGE_MIB)
 
-        with tap.case(CASES[1]):
+        with tap.case(INFLATE):
             vm.sh_ok(f"dd if=/dev/zero of={PIN_FILE} bs=1M count={PIN_MIB} 2>/dev/null")
             start = time.monotonic()
             actual = vm.resize(TARGET_MIB * MiB, timeout=120)
             tap.diag(f"actual {actual / MiB:.2f} MiB after {time.monotonic() - start:.1f} s")
             check.assertEqual(actual, TARGET_MIB * MiB)
 
-        with tap.case(CASES[2]):
+        with tap.case(HUGE_PAGES_FREED):
             free_inflated = host.host_hugepages_free()
             freed_mib = (free_inflated - free_boot) * HUGE_MIB
             tap.diag(f"HugePages_Free {free_boot} -> {free_inflated}: {freed_mib} MiB of "
@@ -130,7 +129,7 @@ def run(tap):
                      "(1 MiB buffers never complete a 2 MiB host page)")
             check.assertGreaterEqual(freed_mib, MIN_FRACTION * BALLOON_MIB)
 
-        with tap.case(CASES[3]):
+        with tap.case(KEPT_AFTER_COMPACTION):
             vm.sh_ok(f"rm {PIN_FILE}")
             moved0 = vm.vmstat().get("balloon_migrate", 0)
             for _ in range(COMPACT_RUNS):
@@ -145,14 +144,14 @@ def run(tap):
             check.assertEqual(vm.actual(), TARGET_MIB * MiB)
             check.assertGreaterEqual(kept_mib, MIN_FRACTION * BALLOON_MIB)
 
-        with tap.case(CASES[4]):
+        with tap.case(DEFLATE):
             actual = vm.resize(GUEST_MIB * MiB, timeout=120)
             total = vm.meminfo()["MemTotal"]
             tap.diag(f"actual {actual / MiB:.2f} MiB, MemTotal {total0} -> {total} kB")
             check.assertEqual(actual, GUEST_MIB * MiB)
             check.assertEqual(total, total0)
 
-        with tap.case(CASES[5]):
+        with tap.case(REFILL):
             free_deflated = host.host_hugepages_free()
             fill_mib = vm.meminfo()["MemFree"] // 1024 - REFILL_SPARE_MIB
             rc, out = vm.sh(f"balloon-mem fill {fill_mib}", timeout=300)

@@ -26,14 +26,13 @@ PAGES_PER_MIB = MiB // 4096
 
 
 # The cases, in the order they run (registered: the plan is their number).
-CASES = [
-    f"inflate to {TARGET_MIB} MiB: query-balloon actual == target exactly",
-    f"inflate: MemTotal fell by {GUEST_MIB - TARGET_MIB} MiB (within 4 MiB)",
-    "inflate: /proc/vmstat balloon_inflate counted every ballooned page",
-    f"deflate to {GUEST_MIB} MiB: query-balloon actual == RAM exactly",
-    "deflate: MemTotal back to its initial value exactly, balloon_deflate counted",
-    "a target above RAM is clamped: from 384 MiB, a 2x-RAM target gives actual == RAM",
-]
+INFLATE = f"inflate to {TARGET_MIB} MiB: query-balloon actual == target exactly"
+MEMTOTAL_FELL = f"inflate: MemTotal fell by {GUEST_MIB - TARGET_MIB} MiB (within 4 MiB)"
+VMSTAT_INFLATE = "inflate: /proc/vmstat balloon_inflate counted every ballooned page"
+DEFLATE = f"deflate to {GUEST_MIB} MiB: query-balloon actual == RAM exactly"
+MEMTOTAL_BACK = "deflate: MemTotal back to its initial value exactly, balloon_deflate counted"
+ABOVE_RAM = "a target above RAM is clamped: from 384 MiB, a 2x-RAM target gives actual == RAM"
+CASES = [INFLATE, MEMTOTAL_FELL, VMSTAT_INFLATE, DEFLATE, MEMTOTAL_BACK, ABOVE_RAM]
 TIMEOUT = 600
 
 
@@ -56,29 +55,29 @@ def main(tap):
         stat0 = vm.vmstat()
         tap.diag(f"initial MemTotal {total0} kB")
 
-        with tap.case(CASES[0]):
+        with tap.case(INFLATE):
             check.assertEqual(balloon_to(tap, vm, TARGET_MIB), TARGET_MIB * MiB)
 
-        with tap.case(CASES[1]):
+        with tap.case(MEMTOTAL_FELL):
             total = vm.meminfo()["MemTotal"]
             tap.diag(f"MemTotal {total0} -> {total} kB (-{total0 - total} kB)")
             check.assertAlmostEqual(total0 - total, (GUEST_MIB - TARGET_MIB) * 1024,
                                     delta=MEMTOTAL_SLACK_KB)
 
-        with tap.case(CASES[2]):
+        with tap.case(VMSTAT_INFLATE):
             inflated = vm.vmstat()["balloon_inflate"] - stat0["balloon_inflate"]
             check.assertEqual(inflated, (GUEST_MIB - TARGET_MIB) * PAGES_PER_MIB)
 
-        with tap.case(CASES[3]):
+        with tap.case(DEFLATE):
             check.assertEqual(balloon_to(tap, vm, GUEST_MIB), GUEST_MIB * MiB)
 
-        with tap.case(CASES[4]):
+        with tap.case(MEMTOTAL_BACK):
             total = vm.meminfo()["MemTotal"]
             deflated = vm.vmstat()["balloon_deflate"] - stat0["balloon_deflate"]
             check.assertEqual(total, total0)
             check.assertEqual(deflated, (GUEST_MIB - TARGET_MIB) * PAGES_PER_MIB)
 
-        with tap.case(CASES[5]):
+        with tap.case(ABOVE_RAM):
             check.assertEqual(balloon_to(tap, vm, 384), 384 * MiB)
             check.assertEqual(balloon_to(tap, vm, 2 * GUEST_MIB, GUEST_MIB), GUEST_MIB * MiB)
             check.assertEqual(vm.meminfo()["MemTotal"], total0)

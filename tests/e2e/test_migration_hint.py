@@ -42,17 +42,16 @@ SAMPLE_LOOP = "while :; do grep MemFree /proc/meminfo; sleep 0.05; done"
 
 
 # The cases, in the order they run (registered: the plan is their number).
-CASES = [
-    f"hint on: migration completes, ram.transferred < "
-    f"{HINTED_MAX_FRACTION:.0%} of the freed memory",
-    "hint on: free_page_vq carried hints (used-idx > 2)",
-    "hint on: the guest held free pages during the migration "
-    "and got them all back after cont (MemFree)",
-    f"hint on: the guest never missed more free memory than the "
-    f"{HINT_BUDGET_MIB} MiB hinting budget",
-    f"hint off: ram.transferred >= {UNHINTED_MIN_FRACTION:.0%} of the freed "
-    "memory and >= 4x the hinted run",
-]
+HINTED_SENDS_LESS = (f"hint on: migration completes, ram.transferred < "
+                     f"{HINTED_MAX_FRACTION:.0%} of the freed memory")
+HINTS_CARRIED = "hint on: free_page_vq carried hints (used-idx > 2)"
+PAGES_BACK = ("hint on: the guest held free pages during the migration "
+              "and got them all back after cont (MemFree)")
+WITHIN_BUDGET = (f"hint on: the guest never missed more free memory than the "
+                 f"{HINT_BUDGET_MIB} MiB hinting budget")
+UNHINTED_SENDS_ALL = (f"hint off: ram.transferred >= {UNHINTED_MIN_FRACTION:.0%} of the freed "
+                      "memory and >= 4x the hinted run")
+CASES = [HINTED_SENDS_LESS, HINTS_CARRIED, PAGES_BACK, WITHIN_BUDGET, UNHINTED_SENDS_ALL]
 TIMEOUT = 600
 
 
@@ -87,17 +86,17 @@ def main(tap):
         info, free_before, free_min = migrate(tap, vm)
         hinted = info["ram"]["transferred"]
 
-        with tap.case(CASES[0]):
+        with tap.case(HINTED_SENDS_LESS):
             tap.diag(f"transferred {hinted / freed:.1%} of the freed memory")
             check.assertEqual(info["status"], "completed")
             check.assertLess(hinted, HINTED_MAX_FRACTION * freed)
 
-        with tap.case(CASES[1]):
+        with tap.case(HINTS_CARRIED):
             used = vm.queue_status(FREE_PAGE_VQ)["used-idx"]
             tap.diag(f"free_page_vq used-idx {used}")
             check.assertGreater(used, 2)
 
-        with tap.case(CASES[2]):
+        with tap.case(PAGES_BACK):
             free_later = vm.wait_memfree(free_before - MEMFREE_SLACK_KB, timeout=20)
             # Sampling every 50 ms can miss a short round; the project
             # driver also counts what it held (upstream has no counters).
@@ -108,7 +107,7 @@ def main(tap):
             check.assertGreaterEqual(held_kb, MIN_HELD_KB)
             check.assertGreaterEqual(free_later, free_before - MEMFREE_SLACK_KB)
 
-        with tap.case(CASES[3]):
+        with tap.case(WITHIN_BUDGET):
             counters = vm.balloon_counters() or {}
             peak = counters.get("hint_held_peak_pages")
             tap.diag(f"MemFree fell by at most {(free_before - free_min) // 1024} MiB "
@@ -123,7 +122,7 @@ def main(tap):
     with VM(mem_mib=GUEST_MIB, name="hint-off") as vm:
         info, _, _ = migrate(tap, vm)
 
-        with tap.case(CASES[4]):
+        with tap.case(UNHINTED_SENDS_ALL):
             plain = info["ram"]["transferred"]
             tap.diag(f"transferred {plain / freed:.1%} of the freed memory, "
                      f"{plain / hinted:.1f}x the hinted run")

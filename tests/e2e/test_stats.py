@@ -30,14 +30,13 @@ OTHER_STATS = ("stat-available-memory", "stat-disk-caches", "stat-htlb-pgalloc",
 
 
 # The cases, in the order they run (registered: the plan is their number).
-CASES = [
-    f"polling every {INTERVAL_S} s: last-update advances within 15 s",
-    "last-update keeps advancing (the driver answers every request)",
-    "stat-total-memory / stat-free-memory / stat-available-memory match "
-    "/proc/meminfo",
-    "swap and fault stats are set (VM_EVENT_COUNTERS), minor faults > 0",
-    "stat-htlb-*, stat-disk-caches, stat-available-memory are present and set",
-]
+POLLING_STARTS = f"polling every {INTERVAL_S} s: last-update advances within 15 s"
+KEEPS_ADVANCING = "last-update keeps advancing (the driver answers every request)"
+MATCH_MEMINFO = ("stat-total-memory / stat-free-memory / stat-available-memory match "
+                 "/proc/meminfo")
+EVENT_STATS_SET = "swap and fault stats are set (VM_EVENT_COUNTERS), minor faults > 0"
+OTHER_STATS_SET = "stat-htlb-*, stat-disk-caches, stat-available-memory are present and set"
+CASES = [POLLING_STARTS, KEEPS_ADVANCING, MATCH_MEMINFO, EVENT_STATS_SET, OTHER_STATS_SET]
 TIMEOUT = 600
 
 
@@ -65,7 +64,7 @@ def main(tap):
         first = vm.guest_stats()["last-update"]
         tap.diag(f"before polling: last-update {first} (the driver's buffer from probe time)")
 
-        with tap.case(CASES[0]):
+        with tap.case(POLLING_STARTS):
             vm.set_stats_interval(INTERVAL_S)
             start = time.monotonic()
             stats = wait_update(vm, first, timeout=15)
@@ -73,7 +72,7 @@ def main(tap):
                      f"after {time.monotonic() - start:.1f} s")
             check.assertGreater(stats["last-update"], first)
 
-        with tap.case(CASES[1]):
+        with tap.case(KEEPS_ADVANCING):
             later = wait_update(vm, stats["last-update"], timeout=10)
             tap.diag(f"last-update {stats['last-update']} -> {later['last-update']}")
             check.assertGreater(later["last-update"], stats["last-update"])
@@ -81,18 +80,18 @@ def main(tap):
         meminfo = vm.meminfo()
         now = wait_update(vm, later["last-update"], timeout=10)["stats"]
 
-        with tap.case(CASES[2]):
+        with tap.case(MATCH_MEMINFO):
             assert_close(tap, "total", now["stat-total-memory"], meminfo["MemTotal"])
             assert_close(tap, "free", now["stat-free-memory"], meminfo["MemFree"])
             assert_close(tap, "available", now["stat-available-memory"], meminfo["MemAvailable"])
 
-        with tap.case(CASES[3]):
+        with tap.case(EVENT_STATS_SET):
             tap.diag(", ".join(f"{k} {now[k]}" for k in EVENT_STATS))
             for name in EVENT_STATS:
                 check.assertNotEqual(now[name], UNSET, name)
             check.assertGreater(now["stat-minor-faults"], 0)
 
-        with tap.case(CASES[4]):
+        with tap.case(OTHER_STATS_SET):
             tap.diag(", ".join(f"{k} {now.get(k)}" for k in OTHER_STATS))
             for name in OTHER_STATS:
                 check.assertIn(name, now)

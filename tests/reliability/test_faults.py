@@ -42,17 +42,16 @@ STEP_TIMEOUT = 5.0
 
 
 # The cases, in the order they run (registered: the plan is their number).
-CASES = [
-    f"faults at {PROBABILITY} % for {SECONDS:.0f} s during inflate, deflate, "
-    "reporting and hinting: failures injected, the guest keeps working",
-    "faults stopped: the balloon converges to its target exactly, "
-    "then back to the full RAM",
-    "counters consistent with query-balloon; MemTotal back to its value "
-    "before the run",
-    "working set: 0 bad pages",
-    "console: no BUG/WARNING/KASAN/lockdep/hung task report",
-    "kmemleak: no new suspected leak",
-]
+FAULTS_INJECTED = (f"faults at {PROBABILITY} % for {SECONDS:.0f} s during inflate, deflate, "
+                   "reporting and hinting: failures injected, the guest keeps working")
+CONVERGES = ("faults stopped: the balloon converges to its target exactly, "
+             "then back to the full RAM")
+COUNTERS_CONSISTENT = ("counters consistent with query-balloon; MemTotal back to its value "
+                       "before the run")
+WORKSET_INTACT = "working set: 0 bad pages"
+CONSOLE_CLEAN = "console: no BUG/WARNING/KASAN/lockdep/hung task report"
+NO_LEAK = "kmemleak: no new suspected leak"
+CASES = [FAULTS_INJECTED, CONVERGES, COUNTERS_CONSISTENT, WORKSET_INTACT, CONSOLE_CLEAN, NO_LEAK]
 # The debug kernel boots in about a minute; faults run SECONDS, plus the migrations.
 TIMEOUT = 300 + 3 * SECONDS + 120 * MIGRATIONS
 
@@ -69,7 +68,7 @@ def main(tap):
         total0 = vm.meminfo()["MemTotal"]
         balloon.workset_start(vm, SET_MIB)
 
-        with tap.case(CASES[0]):
+        with tap.case(FAULTS_INJECTED):
             faults.start()
             end = time.monotonic() + SECONDS
             steps = migrations = 0
@@ -93,7 +92,7 @@ def main(tap):
             balloon.soak("faults_injected", total)
             check.assertGreater(total, 0, "no failure was injected")
 
-        with tap.case(CASES[1]):
+        with tap.case(CONVERGES):
             target = (LOW_MIB + GUEST_MIB) // 2
             actual = vm.resize(target * MiB, timeout=120)
             tap.diag(f"actual {actual / MiB:.2f} MiB for a target of {target} MiB")
@@ -101,18 +100,18 @@ def main(tap):
             rlib.check_counters(tap, vm)
             check.assertEqual(vm.resize(GUEST_MIB * MiB, timeout=120), GUEST_MIB * MiB)
 
-        with tap.case(CASES[2]):
+        with tap.case(COUNTERS_CONSISTENT):
             c = rlib.check_counters(tap, vm)
             check.assertEqual(c["balloon_pages"], 0)
             check.assertEqual(vm.meminfo()["MemTotal"], total0)
 
-        with tap.case(CASES[3]):
+        with tap.case(WORKSET_INTACT):
             balloon.assert_workset_intact(tap, vm)
 
-        with tap.case(CASES[4]):
+        with tap.case(CONSOLE_CLEAN):
             rlib.assert_clean_console(tap, vm)
 
-        rlib.leak_case(tap, vm, CASES[5], leak_skip)
+        rlib.leak_case(tap, vm, NO_LEAK, leak_skip)
 
 
 if __name__ == "__main__":

@@ -36,14 +36,14 @@ TTY_WAKEUP = "/sys/class/tty/ttyS1/power/wakeup"
 
 
 # The cases, in the order they run (registered: the plan is their number).
-CASES = [
-    f"inflate to {TARGET1_MIB} MiB before the freeze",
-    "echo freeze > /sys/power/state exits 0; the console shows the s2idle entry and exit",
-    f"resumed: the target set during the freeze ({TARGET2_MIB} MiB) is "
-    "reached exactly; counters consistent",
-    "working set across the freeze: 0 bad pages",
-    "console: no BUG/WARNING/KASAN/lockdep/hung task report",
-]
+INFLATE = f"inflate to {TARGET1_MIB} MiB before the freeze"
+FREEZE_AND_RESUME = ("echo freeze > /sys/power/state exits 0; the console shows the s2idle "
+                     "entry and exit")
+TARGET_REACHED = (f"resumed: the target set during the freeze ({TARGET2_MIB} MiB) is "
+                  "reached exactly; counters consistent")
+WORKSET_INTACT = "working set across the freeze: 0 bad pages"
+CONSOLE_CLEAN = "console: no BUG/WARNING/KASAN/lockdep/hung task report"
+CASES = [INFLATE, FREEZE_AND_RESUME, TARGET_REACHED, WORKSET_INTACT, CONSOLE_CLEAN]
 TIMEOUT = 420
 
 
@@ -61,7 +61,7 @@ def main(tap):
             tap.skip_rest(f"no RTC wake alarm in the guest ({RTC}/wakealarm)")
             return
 
-        with tap.case(CASES[0]):
+        with tap.case(INFLATE):
             check.assertEqual(vm.resize(TARGET1_MIB * MiB, timeout=120), TARGET1_MIB * MiB)
         balloon.workset_start(vm, 64)
 
@@ -95,20 +95,20 @@ def main(tap):
                  f"(woken by {woken_by})")
         # A driver whose freeze fails makes the write fail: that is a
         # failure of the driver, not a missing feature of the host.
-        with tap.case(CASES[1]):
+        with tap.case(FREEZE_AND_RESUME):
             check.assertEqual((rc, entered, resumed), (0, True, True),
                               f"echo freeze: rc {rc} {out!r}, entry seen {entered}, "
                               f"exit seen {resumed}")
 
-        with tap.case(CASES[2]):
+        with tap.case(TARGET_REACHED):
             actual = vm.wait_actual(TARGET2_MIB * MiB, timeout=120)
             check.assertEqual(actual, TARGET2_MIB * MiB)
             rlib.check_counters(tap, vm)
 
-        with tap.case(CASES[3]):
+        with tap.case(WORKSET_INTACT):
             balloon.assert_workset_intact(tap, vm)
 
-        with tap.case(CASES[4]):
+        with tap.case(CONSOLE_CLEAN):
             rlib.assert_clean_console(tap, vm)
 
 

@@ -40,17 +40,17 @@ PRESSURE_SECONDS = scenario.env_float("OOM_PRESSURE_SECONDS", 45)
 
 
 # The cases, in the order they run (registered: the plan is their number).
-CASES = [
-    f"overcommit: inflate {BALLOON_MIB} MiB: query-balloon reaches the target",
-    f"overcommit: a working set of free memory + {OVER_MIB} MiB runs "
-    "with 0 bad pages, no OOM kill, the balloon deflated",
-    "overcommit: counters consistent, console clean",
-    f"pressure: target {PRESSURE_TARGET_MIB} MiB for {PRESSURE_SECONDS:.0f} s: "
-    "the guest answers throughout, the inflate takes memory and backs off",
-    "pressure: no OOM kill, no hung task, working set 0 bad pages",
-    "pressure: target lifted: back to the full RAM exactly, counters "
-    "consistent, console clean",
-]
+OVERCOMMIT_INFLATE = f"overcommit: inflate {BALLOON_MIB} MiB: query-balloon reaches the target"
+OVERCOMMIT_WORKSET = (f"overcommit: a working set of free memory + {OVER_MIB} MiB runs "
+                      "with 0 bad pages, no OOM kill, the balloon deflated")
+OVERCOMMIT_CLEAN = "overcommit: counters consistent, console clean"
+PRESSURE_HOLDS = (f"pressure: target {PRESSURE_TARGET_MIB} MiB for {PRESSURE_SECONDS:.0f} s: "
+                  "the guest answers throughout, the inflate takes memory and backs off")
+PRESSURE_NO_OOM = "pressure: no OOM kill, no hung task, working set 0 bad pages"
+PRESSURE_LIFTED = ("pressure: target lifted: back to the full RAM exactly, counters "
+                   "consistent, console clean")
+CASES = [OVERCOMMIT_INFLATE, OVERCOMMIT_WORKSET, OVERCOMMIT_CLEAN, PRESSURE_HOLDS, PRESSURE_NO_OOM,
+         PRESSURE_LIFTED]
 TIMEOUT = 360 + 3 * PRESSURE_SECONDS
 
 
@@ -72,11 +72,11 @@ def available_mib(vm):
 
 def overcommit(tap):
     with rlib.VM(mem_mib=GUEST_MIB, name="oom", deflate_on_oom=True) as vm:
-        with tap.case(CASES[0]):
+        with tap.case(OVERCOMMIT_INFLATE):
             target = GUEST_MIB - BALLOON_MIB
             check.assertEqual(vm.resize(target * MiB, timeout=120), target * MiB)
 
-        with tap.case(CASES[1]):
+        with tap.case(OVERCOMMIT_WORKSET):
             size = free_mib(vm) + OVER_MIB
             rc, out = vm.sh(f"workset run -r 2000 {size} 10", timeout=600)
             actual = vm.actual()
@@ -94,7 +94,7 @@ def overcommit(tap):
             check.assertGreaterEqual(actual - target * MiB, OVER_MIB * MiB)
             check.assertGreater(c["oom_deflates"], 0)
 
-        with tap.case(CASES[2]):
+        with tap.case(OVERCOMMIT_CLEAN):
             rlib.check_counters(tap, vm)
             rlib.assert_clean_console(tap, vm)
 
@@ -110,7 +110,7 @@ def pressure(tap):
                      + " | ".join(early))
         timeline = []
 
-        with tap.case(CASES[3]):
+        with tap.case(PRESSURE_HOLDS):
             c0 = rlib.counters(vm)
             vm.set_target(PRESSURE_TARGET_MIB * MiB)
             end = time.monotonic() + PRESSURE_SECONDS
@@ -134,7 +134,7 @@ def pressure(tap):
             tap.diag(f"{answers} agent answers; lowest actual {lowest / MiB:.0f} MiB; {delta}")
             check.assertLess(lowest, GUEST_MIB * MiB, "the inflate made no progress")
 
-        with tap.case(CASES[4]):
+        with tap.case(PRESSURE_NO_OOM):
             kills = rlib.oom_kills(vm)
             if kills:
                 tap.diag("\n".join(["once a second:"] + timeline + ["console:"] + kills))
@@ -144,7 +144,7 @@ def pressure(tap):
             finally:
                 check.assertEqual(kills, [])
 
-        with tap.case(CASES[5]):
+        with tap.case(PRESSURE_LIFTED):
             check.assertEqual(vm.resize(GUEST_MIB * MiB, timeout=120), GUEST_MIB * MiB)
             rlib.check_counters(tap, vm)
             rlib.assert_clean_console(tap, vm)

@@ -34,15 +34,14 @@ TARGET_MIB = GUEST_MIB - BALLOON_MIB
 
 
 # The cases, in the order they run (registered: the plan is their number).
-CASES = [
-    f"inflate to {TARGET_MIB} MiB: query-balloon == target",
-    f"{CYCLES} unbind/bind cycles: MemTotal exact, free memory within "
-    f"{SLACK_KB // 1024} MiB, query-balloon == RAM after each unbind; "
-    "the target again after each bind",
-    "deflate to the full RAM: counters consistent, MemTotal exact",
-    "console: no BUG/WARNING/KASAN/lockdep/hung task report",
-    "kmemleak: no new suspected leak after the cycles",
-]
+INFLATE = f"inflate to {TARGET_MIB} MiB: query-balloon == target"
+CYCLES_RETURN_EVERY_PAGE = (f"{CYCLES} unbind/bind cycles: MemTotal exact, free memory within "
+                            f"{SLACK_KB // 1024} MiB, query-balloon == RAM after each unbind; "
+                            "the target again after each bind")
+DEFLATE = "deflate to the full RAM: counters consistent, MemTotal exact"
+CONSOLE_CLEAN = "console: no BUG/WARNING/KASAN/lockdep/hung task report"
+NO_LEAK = "kmemleak: no new suspected leak after the cycles"
+CASES = [INFLATE, CYCLES_RETURN_EVERY_PAGE, DEFLATE, CONSOLE_CLEAN, NO_LEAK]
 TIMEOUT = 300 + 90 * CYCLES
 
 
@@ -54,12 +53,12 @@ def main(tap):
         total0, free0 = vm.meminfo()["MemTotal"], balloon.free_kib(vm, reads=20)
         tap.diag(f"{dev}: MemTotal {total0} kB, free {free0} kB before the inflate")
 
-        with tap.case(CASES[0]):
+        with tap.case(INFLATE):
             check.assertEqual(vm.resize(TARGET_MIB * MiB, timeout=120), TARGET_MIB * MiB)
 
         worst = 0
         done = 0
-        with tap.case(CASES[1]):
+        with tap.case(CYCLES_RETURN_EVERY_PAGE):
             for cycle in range(1, CYCLES + 1):
                 vm.sh_ok("balloon-mem fill 64", timeout=120)
                 seen = balloon.unbind_and_bind(vm, dev, timeout=60, free_reads=20)
@@ -79,15 +78,15 @@ def main(tap):
             tap.diag(f"{done} cycles; free memory after unbind at most {worst} kB below before")
             balloon.soak("removal_cycles", done)
 
-        with tap.case(CASES[2]):
+        with tap.case(DEFLATE):
             check.assertEqual(vm.resize(GUEST_MIB * MiB, timeout=120), GUEST_MIB * MiB)
             rlib.check_counters(tap, vm)
             check.assertEqual(vm.meminfo()["MemTotal"], total0)
 
-        with tap.case(CASES[3]):
+        with tap.case(CONSOLE_CLEAN):
             rlib.assert_clean_console(tap, vm)
 
-        rlib.leak_case(tap, vm, CASES[4], leak_skip)
+        rlib.leak_case(tap, vm, NO_LEAK, leak_skip)
 
 
 if __name__ == "__main__":
