@@ -1,4 +1,4 @@
-"""Checks the scenarios share: the guest's working set, and a remove/re-probe cycle.
+"""Checks the scenarios share: a full deflate, the working set, a remove/re-probe cycle.
 
 Setting the target and waiting for it is :meth:`vm.VM.resize`.  The
 working set is guest/workset: pages that each hold a checksum of their
@@ -10,11 +10,20 @@ import re
 import time
 
 from .errors import VMError
-from .scenario import check
+from .scenario import MiB, check
 
 DRIVER = "/sys/bus/virtio/drivers/virtio_balloon"
 WORKSET = "/tmp/workset"
 VERDICT = re.compile(r"pages (\d+) verified (\d+) rewritten (\d+) bad (\d+)")
+
+
+def assert_deflated(tap, vm, memtotal_kb, timeout=60.0):
+    """Deflate to the whole RAM: query-balloon reaches it, MemTotal is ``memtotal_kb`` again."""
+    actual = vm.resize(vm.mem_mib * MiB, timeout=timeout)
+    total = vm.meminfo()["MemTotal"]
+    tap.diag(f"actual {actual / MiB:.2f} MiB, MemTotal {memtotal_kb} -> {total} kB")
+    check.assertEqual(actual, vm.mem_mib * MiB)
+    check.assertEqual(total, memtotal_kb)
 
 
 # ---- the working set --------------------------------------------------------
