@@ -16,7 +16,8 @@ the stage runner (stage.py) reads it before it starts the scenario, so a
 case that never ran is counted even if the scenario is killed.  Every
 scenario gets one more case, last: no kernel report on the console of
 any VM it booted (console.py); it is skipped when no VM booted or every
-other case skipped.
+other case skipped.  A scenario that never boots a VM (the harness's
+self-test) says so with ``vms=False`` and has no console case.
 
 The plan is the number of registered cases.  Inside ``tap.case`` any
 exception fails the case; ``SystemExit``, ``KeyboardInterrupt`` and the
@@ -54,10 +55,11 @@ class Terminated(BaseException):
 class Scenario:
     """Results of the registered ``cases`` (a list of unique names)."""
 
-    def __init__(self, cases):
+    def __init__(self, cases, vms=True):
         self.cases = list(cases)
         if len(set(self.cases)) != len(self.cases) or CONSOLE_CASE in self.cases:
             raise ValueError("case names must be unique")
+        self.vms = vms
         self.results = {}
         self._notes = None
 
@@ -108,8 +110,12 @@ class Scenario:
                 self._report(name, "fail")
                 self._print_diag(f"not run: {why_not_run}")
         seen = console.recorded()
-        reports = [(n, where, r) for n, where, found in seen for r in found]
-        if reports:
+        if not self.vms:
+            seen = None
+        reports = [(n, where, r) for n, where, found in seen or () for r in found]
+        if seen is None:
+            pass
+        elif reports:
             for name, where, report in reports[:5]:
                 self._print_diag(f"{name} ({where}): {report}")
             self._print_diag(f"{len(reports)} kernel report(s) on the consoles")
@@ -143,22 +149,24 @@ class Scenario:
         sys.stdout.flush()
 
 
-def run(main, cases, timeout):
+def run(main, cases, timeout, vms=True):
     """Run ``main(tap)`` with the registered ``cases`` (``--list``: list them); exit.
 
-    ``timeout`` (seconds) is how long the stage runner lets it run.
+    ``timeout`` (seconds) is how long the stage runner lets it run; a
+    scenario that boots no VM passes ``vms=False`` (no console case).
     """
+    extra = [CONSOLE_CASE] if vms else []
     if sys.argv[1:] == ["--list"]:
         print(f"timeout {int(timeout)}")
-        for name in list(cases) + [CONSOLE_CASE]:
+        for name in list(cases) + extra:
             print(name)
         sys.exit(0)
     # The stage runner's timeout sends SIGTERM: unwind, so that VMs shut
     # down and host resources (huge pages) are given back on the way out.
     signal.signal(signal.SIGTERM, _terminated)
-    tap = Scenario(cases)
+    tap = Scenario(cases, vms)
     print(ktap.VERSION)
-    print(f"1..{len(tap.cases) + 1}", flush=True)
+    print(f"1..{len(tap.cases) + len(extra)}", flush=True)
     start = time.monotonic()
     why = "an earlier step failed"
     try:

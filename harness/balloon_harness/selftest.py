@@ -121,4 +121,4 @@ def main(tap):
 
 
 if __name__ == "__main__":
-    scenario.run(main, CASES, timeout=120)
+    scenario.run(main, CASES, timeout=120, vms=False)
