@@ -2,6 +2,8 @@
 # Review the series the way a maintainer's tools would, printing TAP:
 #
 #  - checkpatch.pl --strict on every patch: no error, warning or check;
+#  - every patch has a Signed-off-by and a subject whose subsystem prefix
+#    names what it touches (virtio_balloon: for drivers/virtio/balloon/);
 #  - the series applies to the base with git am, patch by patch;
 #  - after each patch the kernel builds, and every C file the patch
 #    touches compiles with W=1 and sparse (C=2) without a diagnostic.
@@ -25,7 +27,7 @@ export PATH
 patches=$(series_patches)
 n=$(echo "$patches" | grep -c . || true)
 echo "TAP version 13"
-echo "1..$((3 * n + 1))"
+echo "1..$((4 * n + 1))"
 t=0
 
 ok() { t=$((t + 1)); echo "ok $t - $*"; }
@@ -43,6 +45,25 @@ for p in $patches; do
 		grep -E -A3 '^(ERROR|WARNING|CHECK|total)' "$log.cp" | sed 's/^/# /'
 	fi
 	cat "$log.cp" >>"$log"
+
+	# "[PATCH n/m] prefix: text": the prefix's first word, or that word
+	# with _ read as / (virtio_balloon), is part of a path it touches.
+	why=""
+	subj=$(sed -n 's/^Subject: \[PATCH[^]]*\] //p' "$SERIES_DIR/$p" | head -n 1)
+	word=$(echo "$subj" | sed -n 's/^\([A-Za-z0-9_.-]*\)[:/].*/\1/p')
+	files=$(sed -n 's|^diff --git a/\([^ ]*\) b/.*|\1|p' "$SERIES_DIR/$p")
+	if [ -z "$word" ] || ! echo "$subj" | grep -q '^[^ ]*: '; then
+		why="no subsystem prefix in '$subj'"
+	elif ! echo "$files" | grep -q -F -e "$word" -e "$(echo "$word" | tr _ /)"; then
+		why="prefix '$word' names none of the files it touches"
+	fi
+	grep -q '^Signed-off-by: .* <.*@.*>$' "$SERIES_DIR/$p" || why="$why${why:+; }no Signed-off-by"
+	if [ -z "$why" ]; then
+		ok "subsystem prefix and Signed-off-by: $p"
+	else
+		notok "subsystem prefix and Signed-off-by: $p"
+		echo "# $why"
+	fi
 
 	# Every file the patch adds is covered by a MAINTAINERS entry.
 	orphans=$(awk '/^diff --git /{f=substr($4,3)} /^new file mode/{print f}' \

@@ -25,7 +25,7 @@ if [ "$n" -gt 0 ]; then
 	# format-patch dates the cover letter with the current time: give it
 	# the author date of the newest commit instead, which git am keeps.
 	GIT_COMMITTER_DATE=$(git log -1 --format=%aD HEAD) \
-	git -c core.abbrev=12 format-patch -q --zero-commit --no-signature --cover-letter \
+	git -c core.abbrev=12 format-patch -q --zero-commit --no-signature --cover-letter --base=base \
 		--subject-prefix=PATCH -o "$tmp" base..HEAD
 	cover="$tmp/0000-cover-letter.patch"
 	subject=$(head -n 1 "$SERIES_DIR/cover-letter.txt")

@@ -61,6 +61,14 @@ git_identity
 git config gc.auto 0
 info "tree: recording the baseline commit (about a minute) ..."
 git add -A -f
+# Dated by the package's changelog and by a fixed name: the same package
+# makes the same commit on every machine, so the base-commit line that
+# make export writes into the cover letter names it everywhere.
+stamp=$(zcat /usr/share/doc/linux-source-6.12/changelog.Debian.gz |
+	sed -n 's/^ -- .*>  //p' | head -n 1)
+GIT_AUTHOR_DATE=$stamp GIT_COMMITTER_DATE=$stamp \
+GIT_AUTHOR_NAME="virtio-balloon series builder" GIT_AUTHOR_EMAIL=balloon-series@localhost \
+GIT_COMMITTER_NAME="virtio-balloon series builder" GIT_COMMITTER_EMAIL=balloon-series@localhost \
 git commit -q --no-verify -m "baseline: Debian linux-source-6.12 $have" \
 	-m "Unmodified source of Debian's linux-source-6.12 package, except for
 the top-level .gitignore block that ignores everything."
