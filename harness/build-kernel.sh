@@ -6,6 +6,11 @@
 # The configuration is tinyconfig plus configs/guest.config (plus any extra
 # fragments).  Builds are out of tree (O=OUT) and incremental: the config is
 # regenerated only when a fragment changed.  Prints the bzImage path.
+#
+# With CONFIG_MODULES=y the modules are built too (so modpost checks every
+# build) and installed, stripped, into OUT/modules.cpio.gz: a cpio archive
+# holding /lib/modules/RELEASE, which the harness appends to the initramfs
+# of a VM booting this kernel (balloon_harness/paths.py, initrd()).
 set -eu
 
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -43,13 +48,17 @@ if [ ! -f "$out/.config" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ] ||
 	echo "$want" >"$stamp"
 fi
 
+targets=bzImage
+modules=
+grep -qx 'CONFIG_MODULES=y' "$out/.config" && modules=y && targets="bzImage modules"
+
 info "kernel: building $out with $jobs jobs ..."
 start=$(date +%s)
 # Kbuild's quiet output, reduced to a progress line every 250 steps; any
 # other line (warnings, errors) is shown as it comes.
 status=$(mktemp)
 { make -C "$src" O="$out" ARCH=x86_64 -j"$jobs" --no-print-directory \
-	${KBUILD_EXTRA:-} bzImage 2>&1; echo $? >"$status"; } |
+	${KBUILD_EXTRA:-} $targets 2>&1; echo $? >"$status"; } |
 	awk -v start="$start" '
 		/^  [A-Z0-9_]+ +[^ ]/ {
 			if (++n % 250 == 0) {
@@ -62,5 +71,19 @@ status=$(mktemp)
 rc=$(cat "$status")
 rm -f "$status"
 [ "$rc" = 0 ] || die "kernel: build of $out failed (make exit $rc)"
+if [ -n "$modules" ]; then
+	# A fresh install each time: no module of an earlier configuration stays.
+	rm -rf "$out/modules-root"
+	make -s -C "$src" O="$out" ARCH=x86_64 INSTALL_MOD_PATH="$out/modules-root" \
+		INSTALL_MOD_STRIP=1 DEPMOD=/sbin/depmod modules_install >/dev/null ||
+		die "kernel: modules_install of $out failed"
+	rm -f "$out"/modules-root/lib/modules/*/build
+	(cd "$out/modules-root" && find . | LC_ALL=C sort |
+		cpio -o -H newc --quiet -R 0:0) | gzip -9 >"$out/modules.cpio.gz.tmp"
+	mv "$out/modules.cpio.gz.tmp" "$out/modules.cpio.gz"
+	info "kernel: modules: $(cd "$out/modules-root" && find . -name '*.ko' | wc -l) in $out/modules.cpio.gz"
+else
+	rm -rf "$out/modules-root" "$out/modules.cpio.gz"
+fi
 info "kernel: built in $(( $(date +%s) - start )) s: $out/arch/x86/boot/bzImage"
 echo "$out/arch/x86/boot/bzImage"

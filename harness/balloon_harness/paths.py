@@ -2,7 +2,8 @@
 
 The kernel a VM boots is chosen here and only here: ``KERNEL`` in the
 environment wins, else the image named by ``default`` (``project``,
-``upstream`` or ``debug``).
+``upstream`` or ``debug``).  :func:`initrd` gives the initramfs to boot it
+with: ``INITRD`` plus the kernel's modules.
 """
 
 import os
@@ -28,3 +29,35 @@ def kernel_image(name):
 def kernel(default="project"):
     """The kernel to boot: ``$KERNEL``, else :func:`kernel_image` of ``default``."""
     return os.environ.get("KERNEL") or kernel_image(default)
+
+
+def initrd(kernel_path):
+    """The initramfs to boot ``kernel_path`` with: :data:`INITRD`, plus the
+    kernel's modules when it has any.
+
+    ``harness/build-kernel.sh`` installs a kernel's modules into
+    ``modules.cpio.gz`` of its build directory (the one holding
+    ``arch/x86/boot/bzImage``).  The kernel unpacks concatenated archives
+    one after the other, so the initramfs for that kernel is INITRD with
+    that archive appended, made next to it when either is newer.
+    """
+    kdir = os.path.dirname(os.path.abspath(kernel_path))
+    for _ in BZIMAGE.split("/")[:-1]:
+        kdir = os.path.dirname(kdir)
+    mods = os.path.join(kdir, "modules.cpio.gz")
+    if not os.path.isfile(mods) or not os.path.isfile(INITRD):
+        return INITRD
+    out = os.path.join(kdir, "initramfs+modules.cpio.gz")
+    try:
+        mtime = os.path.getmtime(out)
+        if mtime >= os.path.getmtime(mods) and mtime >= os.path.getmtime(INITRD):
+            return out
+    except OSError:
+        pass
+    tmp = f"{out}.{os.getpid()}.tmp"
+    with open(tmp, "wb") as f:
+        for part in (INITRD, mods):
+            with open(part, "rb") as src:
+                f.write(src.read())
+    os.replace(tmp, out)
+    return out

@@ -8,7 +8,7 @@ after a clean run and kept (and named on stderr) when anything failed,
 when ``keep`` was set (see ``RUNNING``), or always when ``KEEP_RUN=1``.
 
 Environment: ``KERNEL`` and ``INITRD`` override the default images
-(paths.py),
+(paths.py; the kernel's modules are appended to the initramfs),
 ``ACCEL=kvm`` selects KVM instead of TCG (options may follow:
 ``ACCEL=tcg,thread=single``), ``VM_APPEND`` adds to every guest's kernel
 command line (``VM_APPEND=slub_debug=FZ``).
@@ -116,7 +116,7 @@ class VM:
         self.hugetlb_prealloc = hugetlb_prealloc
         self.boot_timeout = boot_timeout
         self.kernel = kernel or paths.kernel()
-        self.initrd = paths.INITRD
+        self.initrd = paths.initrd(self.kernel)
         self.accel = os.environ.get("ACCEL", "tcg")
         self.migratable = migratable
         self.ram_bytes = mem_mib * 1024 * 1024

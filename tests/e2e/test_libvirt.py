@@ -350,7 +350,7 @@ def domain_xml(lv, name, autodeflate):
     os_ = ET.SubElement(dom, "os")
     ET.SubElement(os_, "type", arch="x86_64", machine="pc").text = "hvm"
     ET.SubElement(os_, "kernel").text = paths.kernel()
-    ET.SubElement(os_, "initrd").text = paths.INITRD
+    ET.SubElement(os_, "initrd").text = paths.initrd(paths.kernel())
     ET.SubElement(os_, "cmdline").text = CMDLINE
     ET.SubElement(ET.SubElement(dom, "features"), "acpi")
     for event in ("on_poweroff", "on_reboot", "on_crash"):

@@ -1,10 +1,11 @@
 #!/usr/bin/env python3
 """Run the in-kernel and in-guest tests in three boots and report them as TAP.
 
-The guest boots with ``scenario=selftests``.  Built-in KUnit suites run
-during boot and print KTAP on the console; /init then runs the balloon
-kselftests (tools/testing/selftests/balloon) with the kselftest runner.
-The balloon target is set to three quarters of RAM before the guest runs,
+The guest boots with ``scenario=selftests``.  The KUnit suites run
+during boot (built in) or as /init loads them (modules, before it starts
+its scenario) and print KTAP on the console, a document per module; /init
+then runs the balloon kselftests (tools/testing/selftests/balloon) with
+the kselftest runner.  The balloon target is set to three quarters of RAM before the guest runs,
 so the tests that need an inflated balloon have one.
 
 Two more boots run the KUnit suites alone with ``init_on_free=1`` and with
@@ -65,6 +66,41 @@ def kunit_parse(text, workdir, name, problems):
     return cases
 
 
+# A top-level KTAP version line, after the console's timestamp if any.
+KTAP_TOP = re.compile(r"^(?:\[[^\]]*\] )?K?TAP version \d+\s*$", re.M)
+EMPTY_PLAN = re.compile(r"\A(?:\[[^\]]*\] )?K?TAP version \d+\s*\n(?:\[[^\]]*\] )?1\.\.0\s*$", re.M)
+
+
+def ktap_documents(text):
+    """Split a console part into its top-level KTAP documents.
+
+    Built-in suites print one document at boot; a module's suites print one
+    more each time a module is loaded (``guest/init`` loads the suites as
+    modules).  kunit.py parses one document: each is handed to it alone.
+    An empty document (``1..0``: no built-in suite) is dropped; with no
+    other document the whole text is returned, so that "no KTAP" stays a
+    failure.
+    """
+    starts = [m.start() for m in KTAP_TOP.finditer(text)]
+    if len(starts) <= 1:
+        return [text]
+    bounds = [0] + starts[1:] + [len(text)]
+    docs = [text[a:b] for a, b in zip(bounds, bounds[1:])]
+    kept = [d for d in docs if not EMPTY_PLAN.search(d[KTAP_TOP.search(d).start():])]
+    return kept or [text]
+
+
+def kunit_parse_all(text, workdir, name, problems):
+    """:func:`kunit_parse` of every KTAP document in ``text``, cases joined."""
+    docs = ktap_documents(text)
+    if len(docs) == 1:
+        return kunit_parse(docs[0], workdir, name, problems)
+    cases = []
+    for i, doc in enumerate(docs, 1):
+        cases += kunit_parse(doc, workdir, f"{name}-{i}", problems)
+    return cases
+
+
 def _cases(group, prefix=""):
     for case in group.get("test_cases", []):
         yield prefix + case["name"], case["status"]
@@ -110,8 +146,9 @@ def run_boot(label, append, scenario, workdir, results, problems):
     except RuntimeError as e:
         problems.append(f"{e}{tag}")
         kunit, rest = console, ""
-    # The project kernel has KUnit suites built in: no KTAP is a failure.
-    cases = kunit_parse(kunit, workdir, "kunit" + tag, problems)
+    # The project kernel has KUnit suites (built in, or modules /init
+    # loaded before its scenario): no KTAP is a failure.
+    cases = kunit_parse_all(kunit, workdir, "kunit" + tag, problems)
     results += [(f"kunit{tag}: " + n, s) for n, s in cases]
     if scenario == "selftests":
         results += kunit_parse(rest, workdir, "kselftest", problems)
