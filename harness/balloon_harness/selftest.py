@@ -54,7 +54,15 @@ CASES = ([f"{name}: {rule}: {p} passed, {f} failed, {s} skipped"
           "the console scanner flags BUG, WARNING, Oops, KASAN, lockdep, hung task, "
           "EXPECTATION FAILED and kmemleak lines, and nothing else",
           "guest stage: a KTAP header and lines kunit.py cannot parse is a failure, "
-          "and so is a kunit.py that fails"])
+          "and so is a kunit.py that fails; the KTAP documents of suite modules are "
+          "parsed one by one and their cases joined"])
+# Suites loaded as modules: an empty document at boot (no built-in suite),
+# then one per module, a failure in the last.
+MODULE_KTAP = ("KTAP version 1\n1..0\n[    1.0] modprobe\n"
+               "KTAP version 1\n1..1\n    KTAP version 1\n    # Subtest: a\n    1..1\n"
+               "    ok 1 a1\nok 1 a\n"
+               "KTAP version 1\n1..1\n    KTAP version 1\n    # Subtest: b\n    1..2\n"
+               "    ok 1 b1\n    not ok 2 b2\nnot ok 1 b\n")
 GUEST_STAGE = os.path.join(paths.TOP, "tests/guest/run-in-guest.py")
 
 
@@ -113,6 +121,12 @@ def main(tap):
                 check.assertTrue(problems or any(s not in ("PASS", "SKIP", "SKIPPED")
                                                  for _, s in cases),
                                  f"a KUnit part with no passing case ({name}) passed")
+            problems = []
+            cases = guest.kunit_parse_all(MODULE_KTAP, tmp, "modules", problems)
+            tap.diag(f"modules KTAP: cases {cases}, problems {problems}")
+            check.assertEqual((cases, problems),
+                              ([("a.a1", "PASS"), ("b.b1", "PASS"), ("b.b2", "FAIL")],
+                               []))
             guest.KUNIT_PY = os.path.join(tmp, "no-kunit.py")
             problems = []
             guest.kunit_parse("KTAP version 1\n1..1\nok 1 fine\n", tmp, "broken", problems)

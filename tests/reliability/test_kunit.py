@@ -6,7 +6,7 @@ use-after-free or a lock inversion passes unseen.  Here the debug kernel
 boots with its built-in suites on (``VM(kunit=True)``, /init's ``kunit``
 scenario) and with ``cma=64M`` as in the guest stage; the console up to
 /init is parsed by the kernel's own parser (``kunit.py parse``, through
-the guest stage's ``kunit_parse``).
+the guest stage's ``kunit_parse_all``: a KTAP document per suite module).
 
 One case per suite: every test case of the suite passed or skipped, and
 not every one skipped.  A suite missing from the output fails.  One more
@@ -65,7 +65,7 @@ def main(tap):
     except RuntimeError as e:
         problems.append(str(e))
     with tempfile.TemporaryDirectory() as workdir:
-        cases = guest.kunit_parse(text, workdir, "kunit-debug", problems)
+        cases = guest.kunit_parse_all(text, workdir, "kunit-debug", problems)
     for p in problems:
         tap.diag(p)
     for suite, name in zip(SUITES, SUITE_CASES):
