@@ -30,8 +30,12 @@ stamp="$out/.config-fragments"
 want=$(cat $frags | md5sum | cut -d' ' -f1)
 # Options of the fragments missing from .config: a build of an older tree
 # in the same output directory (syncconfig) drops options it does not know.
+# A later fragment overrides an earlier one (as merge_config.sh does): only
+# an option's last value counts.
 missing_options() {
 	cat $frags | sed -n 's/^\(CONFIG_[A-Za-z0-9_]*\)=\(.*\)$/\1=\2/p' |
+		awk -F= '!($1 in v) { order[++n] = $1 } { v[$1] = $0 }
+			END { for (i = 1; i <= n; i++) print v[order[i]] }' |
 		while IFS= read -r line; do
 			grep -qxF "$line" "$out/.config" || echo "$line"
 		done
