@@ -14,7 +14,7 @@ PY := PYTHONPATH=$(H) PYTHONDONTWRITEBYTECODE=1 python3
 CHECK := $(PY) -m balloon_harness.check
 
 .PHONY: all deps tree export kernel upstream baseline initramfs run check \
-	check-harness check-patches check-guest check-e2e check-bench check-debug \
+	check-harness check-patches check-guest check-e2e check-bench check-debug check-arm64 \
 	bench soak clean distclean help
 
 all: kernel initramfs
@@ -25,6 +25,7 @@ help:
 	@echo "run:    run bench soak"
 	@echo "check:  check = check-harness check-patches check-guest check-e2e check-bench check-debug"
 	@echo "        (one scenario: make check-e2e SCENARIOS=test_stats.py)"
+	@echo "        check-arm64 (KUnit on arm64, 4K and 64K pages; not in make check)"
 	@echo "clean:  clean distclean"
 
 # ---- build steps -----------------------------------------------------------
@@ -81,6 +82,11 @@ check-bench: kernel upstream initramfs
 # point of its own, then short reliability scenarios run on it.
 check-debug: tree initramfs
 	@$(CHECK) debug $(SCENARIOS)
+# The KUnit suites on arm64, 4 KiB and 64 KiB pages (cross-built with
+# kunit.py, booted under qemu-system-aarch64 -M virt); not yet part of
+# make check.  SCENARIOS=64K runs one page size.
+check-arm64: tree
+	@$(CHECK) arm64 $(SCENARIOS)
 # The same scenarios, long: SOAK_SECONDS per timed scenario, a migration
 # integrity round and a fault-time migration per minute of it,
 # SOAK_CYCLES removal cycles; ends with duration, pages verified, faults

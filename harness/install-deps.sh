@@ -1,14 +1,16 @@
 #!/bin/sh
 # Install every Debian package the project needs: the kernel source, the
 # toolchain that builds it, QEMU, libvirt (for tests/e2e/test_libvirt.py, which
-# runs its own private libvirtd), the guest userspace and the plotting tools.
+# runs its own private libvirtd), the arm64 cross compiler and QEMU (make
+# check-arm64), the guest userspace and the plotting tools.
 # Idempotent: does nothing when everything is already present.
 set -eu
 
 PKGS="linux-source-6.12 build-essential bc bison flex libelf-dev libssl-dev
 cpio kmod xz-utils busybox-static qemu-system-x86 qemu-utils python3 python3-ply
 python3-git git gnuplot-nox sparse procps rsync
-libvirt-daemon-system libvirt-clients"
+libvirt-daemon-system libvirt-clients
+gcc-aarch64-linux-gnu qemu-system-arm"
 
 missing=""
 for p in $PKGS; do
