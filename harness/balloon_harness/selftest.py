@@ -56,9 +56,9 @@ CASES = ([f"{name}: {rule}: {p} passed, {f} failed, {s} skipped"
           "guest stage: a KTAP header and lines kunit.py cannot parse is a failure, "
           "and so is a kunit.py that fails; the KTAP documents of suite modules are "
           "parsed one by one and their cases joined"])
-# Suites loaded as modules: an empty document at boot (no built-in suite),
-# then one per module, a failure in the last.
-MODULE_KTAP = ("KTAP version 1\n1..0\n[    1.0] modprobe\n"
+# Suites loaded as modules: an empty document at boot (no built-in suite,
+# a kernel message amid it), then one per module, a failure in the last.
+MODULE_KTAP = ("KTAP version 1\n[    0.9] input: keyboard\n1..0\n[    1.0] modprobe\n"
                "KTAP version 1\n1..1\n    KTAP version 1\n    # Subtest: a\n    1..1\n"
                "    ok 1 a1\nok 1 a\n"
                "KTAP version 1\n1..1\n    KTAP version 1\n    # Subtest: b\n    1..2\n"
