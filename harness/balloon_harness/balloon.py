@@ -1,4 +1,5 @@
-"""Checks the scenarios share: a full deflate, the working set, a remove/re-probe cycle.
+"""Checks the scenarios share: a full deflate, the working set, a remove/re-probe cycle
+and the balloon back at its target after it.
 
 Setting the target and waiting for it is :meth:`vm.VM.resize`.  The
 working set is guest/workset: pages that each hold a checksum of their
@@ -91,6 +92,18 @@ def free_kib(vm, reads=10, settle_s=0.5, settle_kb=256):
 def bound(vm, dev):
     """Whether the balloon driver is bound to ``dev``."""
     return vm.sh(f"[ -e /sys/bus/virtio/devices/{dev}/driver ]")[0] == 0
+
+
+def assert_reinflated(tap, vm, target, memtotal_kb, since, what, timeout=60.0):
+    """After the driver came back (``what``: "bind", "load"), the balloon is at
+    ``target`` bytes again and MemTotal is ``memtotal_kb``, as before it left.
+    ``since`` is when it came back (time.monotonic())."""
+    actual = vm.wait_actual(target, timeout=timeout)
+    total = vm.meminfo()["MemTotal"]
+    tap.diag(f"after {what}: actual {actual / MiB:.2f} MiB after "
+             f"{time.monotonic() - since:.1f} s, MemTotal {total} kB")
+    check.assertEqual(actual, target, f"query-balloon after {what}")
+    check.assertEqual(total, memtotal_kb, f"MemTotal after {what}")
 
 
 def unbind_and_bind(vm, dev, timeout, free_reads=10):

@@ -154,12 +154,8 @@ def cycle(tap, vm, total0, free0, total_inflated):
         # Loaded again whatever happened, so that the next cycle runs.
         start = time.monotonic()
         vm.sh_ok("modprobe virtio_balloon", timeout=60)
-    actual = vm.wait_actual(TARGET_MIB * MiB, timeout=120)
-    total = vm.meminfo()["MemTotal"]
-    tap.diag(f"loaded: actual {actual / MiB:.2f} MiB after {time.monotonic() - start:.1f} s, "
-             f"MemTotal {total} kB")
-    check.assertEqual(actual, TARGET_MIB * MiB, "query-balloon after load")
-    check.assertEqual(total, total_inflated, "MemTotal after load")
+    balloon.assert_reinflated(tap, vm, TARGET_MIB * MiB, total_inflated, start, "load",
+                              timeout=120)
 
 
 def unload(tap, vm, total0, free0):
