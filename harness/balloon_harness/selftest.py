@@ -10,11 +10,10 @@ stage is parsed by the kernel's KTAP parser (count.py), and each case
 here checks one counting rule against what the parser counted.
 """
 
-import importlib.util
 import os
 import tempfile
 
-from . import console, count, ktap, paths, scenario, stage
+from . import console, count, ktap, kunit, paths, scenario, stage
 from .scenario import check
 
 STANDINS = os.path.join(paths.TOP, "tests/harness")
@@ -63,17 +62,6 @@ MODULE_KTAP = ("KTAP version 1\n[    0.9] input: keyboard\n1..0\n[    1.0] modpr
                "    ok 1 a1\nok 1 a\n"
                "KTAP version 1\n1..1\n    KTAP version 1\n    # Subtest: b\n    1..2\n"
                "    ok 1 b1\n    not ok 2 b2\nnot ok 1 b\n")
-GUEST_STAGE = os.path.join(paths.TOP, "tests/guest/run-in-guest.py")
-
-
-def guest_stage():
-    """tests/guest/run-in-guest.py as a module (it boots nothing when imported)."""
-    spec = importlib.util.spec_from_file_location("run_in_guest", GUEST_STAGE)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def steps():
     standins = sorted(n for n in EXPECTED if n.startswith("standin_") and
                       os.path.exists(os.path.join(STANDINS, n + ".py")))
@@ -111,25 +99,27 @@ def main(tap):
         for line, flagged in CONSOLE_SAMPLES.items():
             check.assertEqual(bool(console.kernel_reports(line)), flagged, line)
     with tap.case(CASES[-1]):
-        guest = guest_stage()
         with tempfile.TemporaryDirectory() as tmp:
             for name, text in (("garbled", "KTAP version 1\n1..2\nnonsense\n"),
                                ("empty", "[    0.1] no KTAP at all\n")):
                 problems = []
-                cases = guest.kunit_parse(text, tmp, name, problems)
+                cases = kunit.kunit_parse(text, tmp, name, problems)
                 tap.diag(f"{name} KTAP: cases {cases}, problems {problems}")
                 check.assertTrue(problems or any(s not in ("PASS", "SKIP", "SKIPPED")
                                                  for _, s in cases),
                                  f"a KUnit part with no passing case ({name}) passed")
             problems = []
-            cases = guest.kunit_parse_all(MODULE_KTAP, tmp, "modules", problems)
+            cases = kunit.kunit_parse_all(MODULE_KTAP, tmp, "modules", problems)
             tap.diag(f"modules KTAP: cases {cases}, problems {problems}")
             check.assertEqual((cases, problems),
                               ([("a.a1", "PASS"), ("b.b1", "PASS"), ("b.b2", "FAIL")],
                                []))
-            guest.KUNIT_PY = os.path.join(tmp, "no-kunit.py")
+            real, kunit.KUNIT_PY = kunit.KUNIT_PY, os.path.join(tmp, "no-kunit.py")
             problems = []
-            guest.kunit_parse("KTAP version 1\n1..1\nok 1 fine\n", tmp, "broken", problems)
+            try:
+                kunit.kunit_parse("KTAP version 1\n1..1\nok 1 fine\n", tmp, "broken", problems)
+            finally:
+                kunit.KUNIT_PY = real
             tap.diag(f"kunit.py missing: problems {problems}")
             check.assertTrue(problems, "a kunit.py that failed passed")
 

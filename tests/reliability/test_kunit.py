@@ -6,7 +6,7 @@ use-after-free or a lock inversion passes unseen.  Here the debug kernel
 boots with its built-in suites on (``VM(kunit=True)``, /init's ``kunit``
 scenario) and with ``cma=64M`` as in the guest stage; the console up to
 /init is parsed by the kernel's own parser (``kunit.py parse``, through
-the guest stage's ``kunit_parse_all``: a KTAP document per suite module).
+balloon_harness.kunit: a KTAP document per suite module).
 
 One case per suite: every test case of the suite passed or skipped, and
 not every one skipped.  A suite missing from the output fails.  One more
@@ -20,14 +20,13 @@ seconds for the whole boot; the hostile suite takes minutes under TCG
 with KASAN).
 """
 
-import importlib.util
 import os
 import sys
 import tempfile
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "../../harness"))
 import rlib  # noqa: E402  (tests/reliability/rlib.py)
-from balloon_harness import console, paths, scenario  # noqa: E402
+from balloon_harness import console, kunit, scenario  # noqa: E402
 from balloon_harness.scenario import check  # noqa: E402
 
 GUEST_MIB = scenario.env_int("KUNIT_DEBUG_MIB", 512)
@@ -42,17 +41,7 @@ CASES = SUITE_CASES + [REPORTS]
 TIMEOUT = BOOT_SECONDS + 120
 
 
-def _guest_stage():
-    """tests/guest/run-in-guest.py as a module (it boots nothing when imported)."""
-    path = os.path.join(paths.TOP, "tests/guest/run-in-guest.py")
-    spec = importlib.util.spec_from_file_location("run_in_guest", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def main(tap):
-    guest = _guest_stage()
     with rlib.VM(mem_mib=GUEST_MIB, name="kunit-debug", scenario="kunit",
                  append="cma=64M", kunit=True) as vm:
         rc = vm.shutdown(timeout=BOOT_SECONDS)
@@ -61,11 +50,11 @@ def main(tap):
     if rc is None:
         problems.append(f"the guest did not finish within {BOOT_SECONDS} s")
     try:
-        text, _ = guest.split_console(text, "kunit")
+        text, _ = kunit.split_console(text, "kunit")
     except RuntimeError as e:
         problems.append(str(e))
     with tempfile.TemporaryDirectory() as workdir:
-        cases = guest.kunit_parse_all(text, workdir, "kunit-debug", problems)
+        cases = kunit.kunit_parse_all(text, workdir, "kunit-debug", problems)
     for p in problems:
         tap.diag(p)
     for suite, name in zip(SUITES, SUITE_CASES):
