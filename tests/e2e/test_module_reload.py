@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Unloading the driver module gives everything back; loading it inflates again.
 
-A kernel built with configs/modules.config has virtio_balloon as a
-module, which guest/init loads (the scenario skips on a kernel with the
+The test kernels build virtio_balloon as a module (configs/guest.config),
+which guest/init loads (the scenario skips on a kernel with the
 driver built in).  Here it is unloaded and loaded again
 RELOAD_CYCLES times with everything running that remove has to stop:
 the balloon inflated (QEMU's target below RAM), free page reporting
