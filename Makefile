@@ -68,7 +68,7 @@ check: kernel upstream initramfs
 # The stages one at a time; SCENARIOS picks scenario files of a stage.
 check-harness: tree
 	@$(CHECK) harness
-check-patches: tree
+check-patches: upstream
 	@$(CHECK) patches
 check-guest: kernel initramfs
 	@$(CHECK) guest

@@ -8,16 +8,24 @@
 #  - after each patch the kernel builds, and every C file the patch
 #    touches compiles with W=1 and sparse (C=2) without a diagnostic.
 #
-# The build runs in its own worktree (build/linux-bisect, output in
-# build/bisect), so the developer's tree is left alone.
+# The builds start from the upstream kernel's: the patches are applied in
+# the upstream worktree (build/linux-base, at base) and built into a copy
+# of its objects (build/baseline copied to build/bisect).  At base the
+# configuration is the same, so the first build only relinks instead of
+# compiling a whole kernel (some 3.5 minutes on 2 cores).  The worktree is
+# put back at base afterwards, every file with the mtime it had, so that
+# build/baseline stays up to date; make-upstream.sh resets a worktree that
+# an interrupted run left elsewhere.  The developer's tree is left alone.
 set -eu
 
 top=$(cd "$(dirname "$0")/.." && pwd)
 . "$top/harness/lib.sh"
 
 [ -d "$TREE/.git" ] || die "no tree in $TREE: run 'make tree'"
-wt=$BUILD/linux-bisect
+wt=$BUILD/linux-base
 out=$BUILD/bisect
+[ -f "$BUILD/baseline/arch/x86/boot/bzImage" ] ||
+	die "no upstream kernel in $BUILD/baseline: run 'make upstream'"
 log=$BUILD/check-patches.log
 : >"$log"
 # spdxcheck.py, run by checkpatch, needs Debian's python3 with python3-ply.
@@ -81,13 +89,34 @@ for p in $patches; do
 	fi
 done
 
-# A fresh worktree at base, so that git am really applies every patch.
-if [ -e "$wt/.git" ]; then
+# The upstream worktree, clean at base, so that git am really applies
+# every patch; its files that the series changes are saved with their
+# mtimes, to be put back at the end.
+[ -e "$wt/.git" ] || die "no upstream worktree in $wt: run 'make upstream'"
+[ "$(git -C "$wt" rev-parse HEAD)" = "$(git -C "$wt" rev-parse base)" ] &&
+	[ -z "$(git -C "$wt" status --porcelain --untracked-files=no)" ] ||
+	die "$wt is not clean at base: run 'make upstream'"
+saved=$BUILD/bisect-saved
+rm -rf "$saved" "$out"
+mkdir -p "$saved"
+for p in $patches; do
+	sed -n 's|^diff --git a/\([^ ]*\) b/.*|\1|p' "$SERIES_DIR/$p"
+done | sort -u | (cd "$wt" && while IFS= read -r f; do
+	if [ -f "$f" ]; then cp --parents -p "$f" "$saved/"; fi
+done)
+restore_base() {
 	git -C "$wt" am --abort >/dev/null 2>&1 || true
-	git -C "$wt" checkout -q --detach base
-else
-	git -C "$TREE" worktree add -q --detach "$wt" base
-fi
+	git -C "$wt" checkout -q -f --detach base
+	(cd "$saved" && find . -type f) | while IFS= read -r f; do
+		cp -p "$saved/$f" "$wt/$f"
+	done
+}
+trap restore_base EXIT
+cp -a "$BUILD/baseline" "$out"
+# objtool's build records its output directory in its .cmd files: left
+# pointing at build/baseline, it relinks objtool, and every object that
+# objtool checked is rebuilt.
+find "$out/tools" -name '.*.cmd' -exec sed -i "s|$BUILD/baseline/|$out/|g" {} +
 
 applied=1
 for p in $patches; do
@@ -124,14 +153,35 @@ for p in $patches; do
 		rm -f "$out/$o"
 		d=$(make -s -C "$wt" O="$out" ARCH=x86_64 W=1 C=2 "$o" 2>&1 |
 			grep -E '(warning|error):' || true)
-		diag="$diag$d"
+		diag="$diag${diag:+${d:+
+}}$d"
 	done
-	if [ -z "$diag" ]; then
+	# Upstream's own files have upstream's diagnostics (sparse's lock
+	# context warnings in mm/page_alloc.c, say): there only those on a
+	# line this patch adds count.  In a file the series adds, all do.
+	git -C "$wt" diff -U0 HEAD~1 HEAD | awk '
+		/^\+\+\+ b\// { f = substr($2, 3); next }
+		/^@@/ { split($3, r, ","); n = (r[2] == "" ? 1 : r[2])
+			for (i = 0; i < n; i++) print f ":" substr(r[1], 2) + i }' \
+		>"$BUILD/bisect-added"
+	git -C "$wt" diff --name-only --diff-filter=A base HEAD >"$BUILD/bisect-new"
+	ours=$(echo "$diag" | awk -v wt="$wt/" -v added="$BUILD/bisect-added" \
+		-v new="$BUILD/bisect-new" '
+		BEGIN { while ((getline l < added) > 0) a[l] = 1
+			while ((getline l < new) > 0) n[l] = 1 }
+		/^$/ { next }
+		{ split($0, f, ":"); path = f[1]; sub("^" wt, "", path)
+		  if (f[2] !~ /^[0-9]+$/ || (path in n) || ((path ":" f[2]) in a)) print }')
+	upstream=$(echo "$diag" | grep -c . || true)
+	upstream=$((upstream - $(echo "$ours" | grep -c . || true)))
+	if [ -z "$ours" ]; then
 		ok "builds with W=1: $p"
 	else
 		notok "builds with W=1: $p"
-		echo "$diag" | sed 's/^/# /'
+		echo "$ours" | sed 's/^/# /'
 	fi
+	[ "$upstream" = 0 ] ||
+		echo "# $upstream diagnostic(s) of upstream's code in the files it changes, not counted"
 done
 if [ "$applied" = 1 ]; then
 	ok "series applies to base $(cat "$SERIES_DIR/BASE") with git am"
