@@ -110,7 +110,7 @@ soak: tree initramfs
 # Build outputs only; the tree (and any unexported work in it) stays.
 clean:
 	rm -rf $(B)/kernel $(B)/baseline $(B)/bisect $(B)/initramfs $(INITRD) \
-		$(B)/selftests $(B)/run $(B)/check $(B)/bench $(B)/bench-quick
+		$(B)/selftests $(B)/run $(B)/check $(B)/bench $(B)/bench-quick $(B)/compile-*
 
 distclean:
 	@if [ -d $(B)/linux/.git ] && [ -n "$$(git -C $(B)/linux status --porcelain --untracked-files=no)" ]; then \

@@ -4,6 +4,8 @@
 #
 #   debian-amd64  Debian's own amd64 configuration (package linux-config-6.12)
 #   debian-arm64  Debian's own arm64 configuration (linux-config-6.12:arm64)
+#   debian-arm64-16k  Debian's arm64 flavour with 16 KiB pages: 2 MiB is
+#                 order 7 there, not 9, and a THP is 32 MiB
 #   ppc32         powerpc pmac32_defconfig: 32-bit, big-endian, HIGHMEM, UP;
 #                 the driver and every KUnit suite built in (so the hostile
 #                 device suite, which has to be built in, is compiled too)
@@ -12,7 +14,13 @@
 #                 #ifdefs test off (KUnit, compaction, PM sleep, hugetlb,
 #                 VM event counters): the build without the suites
 #
-# Usage: harness/check-compile.sh [NAME ...]   (default: all four)
+# Usage: harness/check-compile.sh [NAME ...]   (default: all five)
+#
+# Not Debian's rt flavours: their configuration needs Debian's rt patches
+# (PREEMPT_DYNAMIC with PREEMPT_RT, PREEMPT_LAZY), which linux-source-6.12
+# does not carry, so olddefconfig quietly makes another kernel, whose
+# modules need exports Debian's rt kernel does not have
+# (klp_sched_try_switch_key for cond_resched()).
 #
 # For each: the configuration, our options forced on (the driver and its
 # KUnit suites as modules where Kconfig allows), make olddefconfig and
@@ -48,7 +56,7 @@ top=$(cd "$(dirname "$0")/.." && pwd)
 . "$top/harness/lib.sh"
 
 JOBS=${JOBS:-2}
-ALL="debian-amd64 debian-arm64 ppc32 i386"
+ALL="debian-amd64 debian-arm64 debian-arm64-16k ppc32 i386"
 names=${*:-$ALL}
 # The kernel's scripts want the system python3.
 PATH=/usr/bin:$PATH
@@ -169,33 +177,42 @@ apt_arch() {
 		-o APT::Architecture="$a" -o APT::Architectures::="$a" "$@"
 }
 
-# Fetch (once) Debian's linux-config-6.12 and the linux-headers package of
-# the same kernel for architecture $1, unpacked in $apt_dir/$1/root; the
-# version is the one installed for amd64 (make deps), so that both
-# architectures' configurations come from one Debian kernel.
+# Fetch (once) for architecture $1 Debian's linux-config-6.12 and, for
+# flavour $2 (amd64, rt-amd64, arm64-16k...), the linux-headers package of
+# the same kernel, unpacked in $apt_dir/$1/root; $apt_dir/$1/headers-$2
+# names that package's directory.  The version is the one installed for
+# amd64 (make deps), so that every configuration comes from one kernel.
 debian_packages() {
-	a=$1
+	a=$1 fl=$2
 	ver=$(dpkg-query -W -f='${Version}' linux-config-6.12 2>/dev/null) ||
 		{ info "linux-config-6.12 is not installed: make deps"; return 1; }
 	root=$apt_dir/$a/root
-	[ "$(cat "$apt_dir/$a/version" 2>/dev/null)" = "$ver" ] && return 0
-	rm -rf "${apt_dir:?}/$a"
-	mkdir -p "$apt_dir/$a/lists/partial" "$apt_dir/$a/cache/archives/partial" "$root"
-	: >"$apt_dir/$a/status"
-	apt_arch "$a" apt-get update >"$apt_dir/$a/update.log" 2>&1 ||
-		{ info "apt-get update for $a failed, see $apt_dir/$a/update.log"; return 1; }
-	# The meta-package names the ABI of the kernel: linux-headers-6.12.N+debN-ARCH.
-	hdr=$(apt_arch "$a" apt-cache show "linux-headers-6.12-$a=$ver" 2>/dev/null |
-		sed -n "s/^Depends:.*\\(linux-headers-[^ ,]*-$a\\) .*/\\1/p" | head -n 1)
-	[ -n "$hdr" ] || { info "no linux-headers-6.12-$a $ver for $a"; return 1; }
-	(cd "$apt_dir/$a" && apt_arch "$a" apt-get download "linux-config-6.12:$a=$ver" "$hdr:$a=$ver") \
-		>"$apt_dir/$a/download.log" 2>&1 ||
-		{ info "apt-get download for $a failed, see $apt_dir/$a/download.log"; return 1; }
-	for deb in "$apt_dir/$a"/*.deb; do
-		dpkg-deb -x "$deb" "$root"
+	if [ "$(cat "$apt_dir/$a/version" 2>/dev/null)" != "$ver" ]; then
+		rm -rf "${apt_dir:?}/$a"
+		mkdir -p "$apt_dir/$a/lists/partial" "$apt_dir/$a/cache/archives/partial" "$root"
+		: >"$apt_dir/$a/status"
+		apt_arch "$a" apt-get update >"$apt_dir/$a/update.log" 2>&1 ||
+			{ info "apt-get update for $a failed, see $apt_dir/$a/update.log"; return 1; }
+		debian_fetch "$a" "linux-config-6.12:$a=$ver" || return 1
+		echo "$ver" >"$apt_dir/$a/version"
+	fi
+	[ -s "$apt_dir/$a/headers-$fl" ] && return 0
+	# The meta-package names the ABI of the kernel: linux-headers-6.12.N+debN-FLAVOUR.
+	hdr=$(apt_arch "$a" apt-cache show "linux-headers-6.12-$fl=$ver" 2>/dev/null |
+		sed -n "s/^Depends:.*\\(linux-headers-[^ ,]*+deb[0-9]*-$fl\\) .*/\\1/p" | head -n 1)
+	[ -n "$hdr" ] || { info "no linux-headers-6.12-$fl $ver for $a"; return 1; }
+	debian_fetch "$a" "$hdr:$a=$ver" || return 1
+	echo "$hdr" >"$apt_dir/$a/headers-$fl"
+}
+
+# Download package $2 for architecture $1 and unpack it in its root.
+debian_fetch() {
+	(cd "$apt_dir/$1" && apt_arch "$1" apt-get download "$2") >>"$apt_dir/$1/download.log" 2>&1 ||
+		{ info "apt-get download $2 failed, see $apt_dir/$1/download.log"; return 1; }
+	for deb in "$apt_dir/$1"/*.deb; do
+		dpkg-deb -x "$deb" "$apt_dir/$1/root"
 	done
-	rm -f "$apt_dir/$a"/*.deb
-	echo "$ver" >"$apt_dir/$a/version"
+	rm -f "$apt_dir/$1"/*.deb
 }
 
 # Our options, for scripts/config, as Kconfig allows them in a distribution:
@@ -247,18 +264,24 @@ check_config() {
 
 	case $base_cfg in
 	debian:*)
+		# debian:ARCH:FLAVOUR; an "rt-" flavour is the rt featureset's.
 		a=${base_cfg#debian:}
-		if ! debian_packages "$a" >&2; then
-			notok "$desc # Debian's packages for $a could not be fetched"
+		fl=${a#*:}
+		a=${a%%:*}
+		case $fl in
+		rt-*) file=config.${a}_rt_${fl#rt-}.xz ;;
+		*) file=config.${a}_none_$fl.xz ;;
+		esac
+		if ! debian_packages "$a" "$fl" >&2; then
+			notok "$desc # Debian's packages for $fl could not be fetched"
 			return
 		fi
-		xz=$apt_dir/$a/root/usr/src/linux-config-6.12/config.${a}_none_$a.xz
-		# amd64's from the installed package (make deps), the same file.
-		[ "$a" = amd64 ] && xz=/usr/src/linux-config-6.12/config.amd64_none_amd64.xz
+		xz=$apt_dir/$a/root/usr/src/linux-config-6.12/$file
+		# amd64's from the installed package (make deps), the same files.
+		[ "$a" = amd64 ] && xz=/usr/src/linux-config-6.12/$file
 		[ -f "$xz" ] || { notok "$desc # no $xz: make deps"; return; }
-		symvers=$(find "$apt_dir/$a/root/usr/src" -path "*/linux-headers-*-$a/Module.symvers" |
-			head -n 1)
-		[ -n "$symvers" ] || { notok "$desc # no Module.symvers in Debian's headers"; return; }
+		symvers=$apt_dir/$a/root/usr/src/$(cat "$apt_dir/$a/headers-$fl")/Module.symvers
+		[ -f "$symvers" ] || { notok "$desc # no $symvers"; return; }
 		xzcat "$xz" >"$out/.config.new"
 		;;
 	*)
@@ -462,12 +485,16 @@ echo "1..$(echo "$names" | wc -w)"
 for n in $names; do
 	case $n in
 	debian-amd64)
-		check_config "$n" x86_64 "" debian:amd64 "$MODULES_OPTS" \
+		check_config "$n" x86_64 "" debian:amd64:amd64 "$MODULES_OPTS" \
 			"debian amd64 (Debian's config, driver and suites as modules)"
 		;;
 	debian-arm64)
-		check_config "$n" arm64 aarch64-linux-gnu- debian:arm64 "$MODULES_OPTS" \
+		check_config "$n" arm64 aarch64-linux-gnu- debian:arm64:arm64 "$MODULES_OPTS" \
 			"debian arm64 (Debian's config, driver and suites as modules)"
+		;;
+	debian-arm64-16k)
+		check_config "$n" arm64 aarch64-linux-gnu- debian:arm64:arm64-16k "$MODULES_OPTS" \
+			"debian arm64 16K pages (Debian's config, driver and suites as modules)"
 		;;
 	ppc32)
 		check_config "$n" powerpc powerpc-linux-gnu- pmac32_defconfig "$BUILTIN_OPTS" \
