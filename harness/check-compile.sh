@@ -47,9 +47,10 @@
 # Environment: TREE (kernel tree with the series, default build/linux, with
 # the tag "base"), BUILD (default build/): each configuration builds in
 # $BUILD/compile-NAME, kept, so a second run only recompiles the series'
-# objects.  JOBS (default 2).  Debian packages fetched for arm64 (with a
-# private apt state, the machine's architectures are not changed) are
-# kept in $BUILD/compile-apt.
+# objects.  JOBS (default 2).  Debian's packages (linux-config-6.12 and
+# linux-headers-*, amd64 and arm64) are downloaded with a private apt
+# state, so that the machine gets no foreign architecture and nothing is
+# installed, and kept in $BUILD/compile-apt.
 set -eu
 
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -177,22 +178,30 @@ apt_arch() {
 		-o APT::Architecture="$a" -o APT::Architectures::="$a" "$@"
 }
 
-# Fetch (once) for architecture $1 Debian's linux-config-6.12 and, for
-# flavour $2 (amd64, rt-amd64, arm64-16k...), the linux-headers package of
-# the same kernel, unpacked in $apt_dir/$1/root; $apt_dir/$1/headers-$2
-# names that package's directory.  The version is the one installed for
-# amd64 (make deps), so that every configuration comes from one kernel.
+# Fetch for architecture $1 Debian's linux-config-6.12 and, for flavour
+# $2 (amd64, arm64, arm64-16k), the linux-headers package of the same
+# kernel, unpacked in $apt_dir/$1/root; $apt_dir/$1/headers-$2 names that
+# package's directory.  The version is the archive's newest (the archive
+# keeps only that one), looked up again once a day; a new one replaces
+# the packages fetched before.
 debian_packages() {
 	a=$1 fl=$2
-	ver=$(dpkg-query -W -f='${Version}' linux-config-6.12 2>/dev/null) ||
-		{ info "linux-config-6.12 is not installed: make deps"; return 1; }
 	root=$apt_dir/$a/root
-	if [ "$(cat "$apt_dir/$a/version" 2>/dev/null)" != "$ver" ]; then
-		rm -rf "${apt_dir:?}/$a"
-		mkdir -p "$apt_dir/$a/lists/partial" "$apt_dir/$a/cache/archives/partial" "$root"
-		: >"$apt_dir/$a/status"
+	mkdir -p "$apt_dir/$a/lists/partial" "$apt_dir/$a/cache/archives/partial"
+	[ -f "$apt_dir/$a/status" ] || : >"$apt_dir/$a/status"
+	if [ -z "$(find "$apt_dir/$a/updated" -mmin -1440 2>/dev/null)" ]; then
 		apt_arch "$a" apt-get update >"$apt_dir/$a/update.log" 2>&1 ||
 			{ info "apt-get update for $a failed, see $apt_dir/$a/update.log"; return 1; }
+		: >"$apt_dir/$a/updated"
+	fi
+	ver=$(apt_arch "$a" apt-cache policy linux-config-6.12 2>/dev/null |
+		sed -n 's/^ *Candidate: //p')
+	case $ver in
+	'' | '(none)') info "no linux-config-6.12 for $a"; return 1 ;;
+	esac
+	if [ "$(cat "$apt_dir/$a/version" 2>/dev/null)" != "$ver" ]; then
+		rm -rf "${root:?}" "$apt_dir/$a"/headers-* "$apt_dir/$a/version"
+		mkdir -p "$root"
 		debian_fetch "$a" "linux-config-6.12:$a=$ver" || return 1
 		echo "$ver" >"$apt_dir/$a/version"
 	fi
@@ -277,16 +286,17 @@ check_config() {
 			return
 		fi
 		xz=$apt_dir/$a/root/usr/src/linux-config-6.12/$file
-		# amd64's from the installed package (make deps), the same files.
-		[ "$a" = amd64 ] && xz=/usr/src/linux-config-6.12/$file
-		[ -f "$xz" ] || { notok "$desc # no $xz: make deps"; return; }
-		symvers=$apt_dir/$a/root/usr/src/$(cat "$apt_dir/$a/headers-$fl")/Module.symvers
+		[ -f "$xz" ] || { notok "$desc # no $file in linux-config-6.12"; return; }
+		hdr=$(cat "$apt_dir/$a/headers-$fl")
+		symvers=$apt_dir/$a/root/usr/src/$hdr/Module.symvers
+		origin="$file of linux-config-6.12 $(cat "$apt_dir/$a/version"), Module.symvers of $hdr"
 		[ -f "$symvers" ] || { notok "$desc # no $symvers"; return; }
 		xzcat "$xz" >"$out/.config.new"
 		;;
 	*)
 		mk -s "$base_cfg" >>"$log" 2>&1
 		cp "$out/.config" "$out/.config.new"
+		origin="$base_cfg of the tree"
 		symvers=
 		;;
 	esac
@@ -392,6 +402,7 @@ check_config() {
 		notok "$desc"
 		echo "$diag" | sed 's/^/# /'
 	fi
+	echo "# $name: $origin"
 	echo "# $name: $what${uos:+ ($uos)}"
 	[ "$upstream" -gt 0 ] &&
 		echo "# $name: $upstream upstream diagnostic(s) in the header users' own code, not counted"
