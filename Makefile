@@ -14,7 +14,7 @@ PY := PYTHONPATH=$(H) PYTHONDONTWRITEBYTECODE=1 python3
 CHECK := $(PY) -m balloon_harness.check
 
 .PHONY: all deps tree export kernel upstream baseline initramfs run check \
-	check-harness check-patches check-guest check-e2e check-bench check-debug check-arm64 \
+	check-harness check-compile check-patches check-guest check-e2e check-bench check-debug check-arm64 \
 	bench soak clean distclean help
 
 all: kernel initramfs
@@ -23,7 +23,8 @@ help:
 	@sed -n '2,6p' Makefile | sed 's/^# \{0,1\}//'
 	@echo "build:  deps tree export kernel upstream initramfs"
 	@echo "run:    run bench soak"
-	@echo "check:  check = check-harness check-patches check-guest check-e2e check-bench check-debug"
+	@echo "check:  check = check-harness check-compile check-patches check-guest check-e2e check-bench check-debug"
+	@echo "        (one configuration: make check-compile SCENARIOS=ppc32)"
 	@echo "        (one scenario: make check-e2e SCENARIOS=test_stats.py)"
 	@echo "        check-arm64 (KUnit on arm64, 4K and 64K pages; not in make check)"
 	@echo "clean:  clean distclean"
@@ -68,6 +69,12 @@ check: kernel upstream initramfs
 # The stages one at a time; SCENARIOS picks scenario files of a stage.
 check-harness: tree
 	@$(CHECK) harness
+# The series' files compile without a diagnostic (W=1, sparse, modpost) in
+# Debian's amd64 and arm64 configurations, 32-bit big-endian powerpc and
+# i386; only the touched objects are built (harness/check-compile.sh).
+# SCENARIOS picks configurations: debian-amd64 debian-arm64 ppc32 i386.
+check-compile: tree
+	@$(CHECK) compile $(SCENARIOS)
 check-patches: upstream
 	@$(CHECK) patches
 check-guest: kernel initramfs
@@ -103,7 +110,7 @@ soak: tree initramfs
 # Build outputs only; the tree (and any unexported work in it) stays.
 clean:
 	rm -rf $(B)/kernel $(B)/baseline $(B)/bisect $(B)/initramfs $(INITRD) \
-		$(B)/selftests $(B)/run $(B)/check $(B)/bench $(B)/bench-quick
+		$(B)/selftests $(B)/run $(B)/check $(B)/bench $(B)/bench-quick $(B)/compile-*
 
 distclean:
 	@if [ -d $(B)/linux/.git ] && [ -n "$$(git -C $(B)/linux status --porcelain --untracked-files=no)" ]; then \

@@ -2,7 +2,11 @@
 # Install every Debian package the project needs: the kernel source, the
 # toolchain that builds it, QEMU, libvirt (for tests/e2e/test_libvirt.py, which
 # runs its own private libvirtd), the arm64 cross compiler and QEMU (make
-# check-arm64), the guest userspace and the plotting tools.
+# check-arm64), the guest userspace and the plotting tools, and for make
+# check-compile the 32-bit cross compilers: powerpc (32-bit big-endian)
+# and i686.  Debian's kernel configurations and Module.symvers, amd64 and
+# arm64, are downloaded by the stage itself (harness/check-compile.sh),
+# the archive's newest, not installed.
 # Idempotent: does nothing when everything is already present.
 set -eu
 
@@ -10,7 +14,8 @@ PKGS="linux-source-6.12 build-essential bc bison flex libelf-dev libssl-dev
 cpio kmod xz-utils busybox-static qemu-system-x86 qemu-utils python3 python3-ply
 python3-git git gnuplot-nox sparse procps rsync
 libvirt-daemon-system libvirt-clients
-gcc-aarch64-linux-gnu qemu-system-arm"
+gcc-aarch64-linux-gnu qemu-system-arm
+gcc-powerpc-linux-gnu gcc-i686-linux-gnu"
 
 missing=""
 for p in $PKGS; do

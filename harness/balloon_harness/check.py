@@ -15,6 +15,9 @@ Stages (each a subtest, each of its scenarios a subtest of it):
 
 ``harness``  the counting itself, with stand-in scenarios (selftest.py)
 ``patches``  checkpatch, git am, per-patch builds (harness/check-patches.sh)
+``compile``  the series' files compile without a diagnostic (W=1, sparse,
+             modpost) in Debian's amd64 and arm64 configurations, 32-bit
+             big-endian powerpc and i386 (harness/check-compile.sh)
 ``guest``    KUnit and kselftests inside the guest (tests/guest/run-in-guest.py)
 ``e2e``      end-to-end scenarios against QEMU (tests/e2e/test_*.py)
 ``bench``    every benchmark once at a tiny size on both kernels (bench/run.py)
@@ -55,6 +58,11 @@ def patches(names):
                           timeout=5400)]
 
 
+def compile_matrix(names):
+    return [stage.command("check-compile", [os.path.join(paths.TOP, "harness/check-compile.sh")]
+                          + list(names), timeout=1800)]
+
+
 def guest(names):
     return [stage.command("run-in-guest",
                           [stage.PYTHON, os.path.join(paths.TOP, "tests/guest/run-in-guest.py")],
@@ -87,7 +95,7 @@ def arm64(names):
             for size in (names or ["4K", "64K"])]
 
 
-STAGES = {"harness": harness, "patches": patches, "guest": guest, "e2e": e2e, "bench": bench,
+STAGES = {"harness": harness, "compile": compile_matrix, "patches": patches, "guest": guest, "e2e": e2e, "bench": bench,
           "debug": debug, "arm64": arm64}
 # Run only when asked for (make check-arm64) until make check has room for
 # it: two cross-built kernels and their runs take about 7.5 minutes on an
