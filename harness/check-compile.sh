@@ -71,6 +71,17 @@ touched=$(git -C "$TREE" diff --name-only base HEAD)
 ours_c=$(echo "$touched" | grep '\.c$' |
 	grep -v -e '^tools/' -e '^Documentation/' -e '^scripts/' || true)
 ours_h=$(echo "$touched" | grep '\.h$' | grep -v -e '^tools/' || true)
+# Upstream's files (those of the base) and the lines the series adds to
+# them (file:line): a diagnostic elsewhere in them is upstream's own
+# (sparse's lock-context warnings in mm/page_alloc.c and the headers it
+# includes, say).
+mkdir -p "$BUILD"
+upstream_files=$BUILD/compile-base-files
+git -C "$TREE" ls-tree -r --name-only base >"$upstream_files"
+added_lines=$(git -C "$TREE" diff -U0 --diff-filter=M base HEAD | awk '
+	/^\+\+\+ b\// { f = substr($2, 3); next }
+	/^@@/ { split($3, r, ","); n = (r[2] == "" ? 1 : r[2])
+		for (i = 0; i < n; i++) print f ":" substr(r[1], 2) + i }')
 
 # C files outside the series that include one of the series' headers.
 header_users() {
@@ -109,7 +120,10 @@ built_as() {
 		mk=$TREE/$d/Makefile
 		[ -f "$mk" ] || mk=$TREE/$d/Kbuild
 		if [ -f "$mk" ]; then
-			line=$(grep -E "^[a-z0-9_-]+-(\\\$\(CONFIG_[A-Z0-9_]+\)|y)[[:space:]]*[:+]?=(.*[[:space:]])?$rel([[:space:]]|\$)" "$mk" |
+			# Continuation lines joined: mm/Makefile names swap.o on
+			# the third line of its obj-y.
+			line=$(sed -e ':a' -e '/\\$/N' -e 's/\\\n//' -e 'ta' "$mk" |
+				grep -E "^[a-z0-9_-]+-(\\\$\(CONFIG_[A-Z0-9_]+\)|y)[[:space:]]*[:+]?=(.*[[:space:]])?$rel([[:space:]]|\$)" |
 				head -n 1 || true)
 			if [ -n "$line" ]; then
 				# shellcheck disable=SC2016
@@ -151,13 +165,19 @@ targets() {
 
 # The diagnostics (file:line: warning...) of the build log $1, with the
 # indented lines after each (sparse's "expected/got", gcc's source
-# excerpt): all of them ($2 = all) or those pointing into a series file.
+# excerpt): every one ($2 = raw), or the series' own: those in a file
+# that is not upstream's or on a line the series adds ($2 = all), or of
+# those only the ones pointing into a file the series changes ($2 = ours).
 diagnostics() {
-	sed "s|^$TREE/||" "$1" | TOUCHED=$touched awk -v all="$2" '
-		BEGIN { n = split(ENVIRON["TOUCHED"], f, "\n"); for (i = 1; i <= n; i++) ours[f[i]] = 1 }
+	sed "s|^$TREE/||" "$1" | TOUCHED=$touched ADDED=$added_lines \
+		awk -v mode="$2" -v upstream="$upstream_files" '
+		BEGIN { n = split(ENVIRON["TOUCHED"], f, "\n"); for (i = 1; i <= n; i++) ours[f[i]] = 1
+			n = split(ENVIRON["ADDED"], f, "\n"); for (i = 1; i <= n; i++) added[f[i]] = 1
+			while ((getline l < upstream) > 0) up[l] = 1 }
 		/^[^ ]+:[0-9]+(:[0-9]+)?: (warning|error|fatal error):/ {
 			split($0, p, ":")
-			keep = all == "all" || (p[1] in ours)
+			keep = mode == "raw" || ((mode == "all" || (p[1] in ours)) &&
+				!((p[1] in up) && !((p[1] ":" p[2]) in added)))
 			if (keep) print
 			next
 		}
@@ -226,10 +246,11 @@ debian_fetch() {
 
 # Our options, for scripts/config, as Kconfig allows them in a distribution:
 # the driver and its suites as modules (KUnit too: Debian has none, a
-# distribution that ships the suites ships KUnit as a module).  The hostile
-# device suite is built in only, so it stays off here.
+# distribution that ships the suites ships KUnit as a module): modpost
+# then checks the symbols the hostile device suite needs exported.
 MODULES_OPTS="--module KUNIT --module VIRTIO_BALLOON
 	--module VIRTIO_BALLOON_KUNIT_TEST --module PAGE_REPORTING_KUNIT_TEST
+	--module VIRTIO_BALLOON_HOSTILE_KUNIT_TEST
 	--enable PAGE_REPORTING --enable COMPACTION --enable MIGRATION
 	--enable BALLOON_COMPACTION --enable DEBUG_FS"
 # Everything built in, the hostile device suite included.
@@ -383,8 +404,11 @@ check_config() {
 		[ "$rc" != 0 ] && [ -z "$d" ] && d=$(grep -v '^  [A-Z]' "$users_log" | tail -n 20)
 		diag="$diag${diag:+${d:+
 }}$d"
-		upstream=$(diagnostics "$users_log" all | grep -c -E '^[^ ]+:[0-9]+' || true)
 	fi
+	# What the logs hold beyond what counted: upstream's own diagnostics.
+	upstream=$(cat "$ours_log" "$users_log" | diagnostics /dev/stdin raw |
+		grep -c -E '^[^ ]+:[0-9]+' || true)
+	upstream=$((upstream - $(echo "$diag" | grep -c -E '^[^ ]+:[0-9]+' || true)))
 	t_build=$(date +%s)
 
 	mp=$(modpost_check)
@@ -405,7 +429,7 @@ check_config() {
 	echo "# $name: $origin"
 	echo "# $name: $what${uos:+ ($uos)}"
 	[ "$upstream" -gt 0 ] &&
-		echo "# $name: $upstream upstream diagnostic(s) in the header users' own code, not counted"
+		echo "# $name: $upstream diagnostic(s) of upstream's code, not counted"
 	echo "# $name: $times (log: $log)"
 	return 0
 }
@@ -445,7 +469,7 @@ modpost_check() {
 		# series changes (their exports now come from our objects).
 		for f in $ours_c; do
 			git -C "$TREE" show "base:$f" 2>/dev/null |
-				sed -n 's/^EXPORT_SYMBOL[A-Z_]*(\([A-Za-z0-9_]*\).*/\1/p'
+				sed -n 's/^EXPORT_[A-Z_]*SYMBOL[A-Z_]*(\([A-Za-z0-9_]*\).*/\1/p'
 		done | sort -u >"$out/compile-replaced.syms"
 		awk 'NR == FNR { drop[$1] = 1; next } !($2 in drop)' \
 			"$out/compile-replaced.syms" "$symvers" >"$out/compile-debian.symvers"
