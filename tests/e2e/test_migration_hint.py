@@ -22,7 +22,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "../
 from balloon_harness import scenario  # noqa: E402
 from balloon_harness.scenario import MiB, check  # noqa: E402
 from balloon_harness.migration import migrate_to_null  # noqa: E402
-from balloon_harness.vm import VM  # noqa: E402
+from balloon_harness.vm import VM, free_page_hint_problem  # noqa: E402
 
 GUEST_MIB = scenario.env_int("HINT_GUEST_MIB", 1536)
 FILL_MIB = scenario.env_int("HINT_FILL_MIB", 1024)
@@ -80,6 +80,10 @@ def migrate(tap, vm):
 
 
 def main(tap):
+    problem = free_page_hint_problem()
+    if problem:
+        tap.skip_rest(problem)
+        return
     freed = FILL_MIB * MiB
     tap.diag(f"guest {GUEST_MIB} MiB, fill {FILL_MIB} MiB")
     with VM(mem_mib=GUEST_MIB, free_page_hint=True, name="hint-on") as vm:
