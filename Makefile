@@ -23,10 +23,10 @@ help:
 	@sed -n '2,6p' Makefile | sed 's/^# \{0,1\}//'
 	@echo "build:  deps tree export kernel upstream initramfs"
 	@echo "run:    run bench soak"
-	@echo "check:  check = check-harness check-compile check-patches check-guest check-e2e check-bench check-debug"
+	@echo "check:  check = check-harness check-compile check-patches check-guest check-e2e check-bench check-debug check-arm64"
 	@echo "        (one configuration: make check-compile SCENARIOS=ppc32)"
+	@echo "        (check-arm64: arm64 guests, 4K and 64K pages: guest stage and core e2e)"
 	@echo "        (one scenario: make check-e2e SCENARIOS=test_stats.py)"
-	@echo "        check-arm64 (KUnit on arm64, 4K and 64K pages; not in make check)"
 	@echo "clean:  clean distclean"
 
 # ---- build steps -----------------------------------------------------------
@@ -89,9 +89,10 @@ check-bench: kernel upstream initramfs
 # point of its own, then short reliability scenarios run on it.
 check-debug: tree initramfs
 	@$(CHECK) debug $(SCENARIOS)
-# The KUnit suites on arm64, 4 KiB and 64 KiB pages (cross-built with
-# kunit.py, booted under qemu-system-aarch64 -M virt); not yet part of
-# make check.  SCENARIOS=64K runs one page size.
+# arm64 guests (cross-built kernels with 4 KiB and 64 KiB pages, booted
+# under qemu-system-aarch64 -M virt, TCG): the guest stage and the core
+# e2e scenarios on each.  The stage builds its own initramfs and kernels.
+# SCENARIOS=64K runs one page size, SCENARIOS=test_stats one scenario.
 check-arm64: tree
 	@$(CHECK) arm64 $(SCENARIOS)
 # The same scenarios, long: SOAK_SECONDS per timed scenario, a migration
@@ -110,7 +111,9 @@ soak: tree initramfs
 # Build outputs only; the tree (and any unexported work in it) stays.
 clean:
 	rm -rf $(B)/kernel $(B)/baseline $(B)/bisect $(B)/initramfs $(INITRD) \
-		$(B)/selftests $(B)/run $(B)/check $(B)/bench $(B)/bench-quick $(B)/compile-*
+		$(B)/selftests $(B)/run $(B)/check $(B)/bench $(B)/bench-quick $(B)/compile-* \
+		$(B)/arm64-kernel-4k $(B)/arm64-kernel-64k $(B)/initramfs-arm64 \
+		$(B)/initramfs-arm64.cpio.gz $(B)/selftests-arm64
 
 distclean:
 	@if [ -d $(B)/linux/.git ] && [ -n "$$(git -C $(B)/linux status --porcelain --untracked-files=no)" ]; then \

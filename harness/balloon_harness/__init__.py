@@ -7,10 +7,10 @@ above it):
 ``errors``    VMError, the one exception a guest or QEMU failure raises
 ``lines``     a UNIX stream socket read one line at a time
 ``qmp``       the QMP client
-``agent``     the guest agent on ttyS1: shell commands and guest facts
+``agent``     the guest agent on ttyS1 (hvc0 on arm64): shell commands and guest facts
 ``host``      host facts: QEMU's RSS, host huge pages, free TCP ports
 ``console``   kernel reports (BUG, WARNING, lockdep, KASAN, ...) on a console
-``vm``        a QEMU process with a virtio-balloon guest
+``vm``        a QEMU process with a virtio-balloon guest (x86_64 or arm64)
 ``migration`` live migration: to a null sink or to a second QEMU
 ``balloon``   checks scenarios share: set the target and wait, the
               working set, a remove/re-probe cycle

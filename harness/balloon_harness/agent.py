@@ -1,11 +1,12 @@
-"""The guest agent: a remote shell on the guest's ttyS1 (guest/agent).
+"""The guest agent: a remote shell on the guest's ttyS1 (hvc0 on arm64; guest/agent).
 
 The agent prints ``@@AGENT-READY`` once, then for each command line it
 receives, the command's output and ``@@AGENT-END <status>``.  A timeout
 or a closed socket makes it unusable: the guest may still be running the
 command, so later output would be misread.  On top of the shell, the
-guest facts scenarios ask for: /proc/meminfo, /proc/vmstat, the balloon's
-virtio device and the project driver's debugfs counters.
+guest facts scenarios ask for: /proc/meminfo, /proc/vmstat, the guest's
+page size, the balloon's virtio device and the project driver's debugfs
+counters.
 """
 
 import re
@@ -30,6 +31,7 @@ class Agent:
         self._context = context
         self.usable = False
         self._balloon_device = None
+        self._page_kib = None
 
     def wait_ready(self, deadline):
         """Wait for ``@@AGENT-READY``; the agent is usable after it."""
@@ -118,6 +120,18 @@ class Agent:
     def vmstat(self):
         """The guest's /proc/vmstat as ``{name: int}``."""
         return {k: int(v) for k, v in _pairs(self.sh_ok("cat /proc/vmstat"), " ")}
+
+    def page_kib(self):
+        """The guest's page size in KiB (4; 64 on an arm64 kernel with 64 KiB pages).
+
+        Counters kept in pages (/proc/vmstat, /proc/zoneinfo, the driver's
+        debugfs) are converted with it.  Read from the kernel's page size
+        of a mapping of the shell (/proc/self/smaps).
+        """
+        if self._page_kib is None:
+            out = self.sh_ok("awk '/^KernelPageSize:/ { print $2; exit }' /proc/self/smaps")
+            self._page_kib = int(out.strip())
+        return self._page_kib
 
     def balloon_device(self):
         """The balloon's virtio device in the guest (``virtioN``: device id 5)."""

@@ -81,7 +81,7 @@ def free_kib(vm, reads=10, settle_s=0.5, settle_kb=256):
     last = None
     for _ in range(reads):
         pcp = vm.sh_ok("awk '$1 == \"count:\" { n += $2 } END { print n + 0 }' /proc/zoneinfo")
-        free = vm.meminfo()["MemFree"] + int(pcp) * 4
+        free = vm.meminfo()["MemFree"] + int(pcp) * vm.page_kib()
         if last is not None and abs(free - last) <= settle_kb:
             return free
         last = free
