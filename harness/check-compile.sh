@@ -201,9 +201,12 @@ apt_arch() {
 # Fetch for architecture $1 Debian's linux-config-6.12 and, for flavour
 # $2 (amd64, arm64, arm64-16k), the linux-headers package of the same
 # kernel, unpacked in $apt_dir/$1/root; $apt_dir/$1/headers-$2 names that
-# package's directory.  The version is the archive's newest (the archive
-# keeps only that one), looked up again once a day; a new one replaces
-# the packages fetched before.
+# package's directory.  Each package in the version of the base
+# (series/BASE) when the archive still has it, else the archive's newest:
+# the security archive keeps one version of linux-config-6.12, and
+# publishes a new one before the headers that go with it (on 2026-12-02
+# linux-config-6.12 6.12.118 beside linux-headers 6.12.117), so the two
+# may differ.  The archive's lists are read again once a day.
 debian_packages() {
 	a=$1 fl=$2
 	root=$apt_dir/$a/root
@@ -214,24 +217,38 @@ debian_packages() {
 			{ info "apt-get update for $a failed, see $apt_dir/$a/update.log"; return 1; }
 		: >"$apt_dir/$a/updated"
 	fi
-	ver=$(apt_arch "$a" apt-cache policy linux-config-6.12 2>/dev/null |
-		sed -n 's/^ *Candidate: //p')
-	case $ver in
-	'' | '(none)') info "no linux-config-6.12 for $a"; return 1 ;;
-	esac
+	ver=$(debian_version "$a" linux-config-6.12)
+	[ -n "$ver" ] || { info "no linux-config-6.12 for $a"; return 1; }
 	if [ "$(cat "$apt_dir/$a/version" 2>/dev/null)" != "$ver" ]; then
 		rm -rf "${root:?}" "$apt_dir/$a"/headers-* "$apt_dir/$a/version"
 		mkdir -p "$root"
 		debian_fetch "$a" "linux-config-6.12:$a=$ver" || return 1
 		echo "$ver" >"$apt_dir/$a/version"
 	fi
-	[ -s "$apt_dir/$a/headers-$fl" ] && return 0
+	hver=$(debian_version "$a" "linux-headers-6.12-$fl")
+	[ -n "$hver" ] || { info "no linux-headers-6.12-$fl for $a"; return 1; }
+	[ "$(cat "$apt_dir/$a/headers-$fl.version" 2>/dev/null)" = "$hver" ] &&
+		[ -s "$apt_dir/$a/headers-$fl" ] && return 0
 	# The meta-package names the ABI of the kernel: linux-headers-6.12.N+debN-FLAVOUR.
-	hdr=$(apt_arch "$a" apt-cache show "linux-headers-6.12-$fl=$ver" 2>/dev/null |
+	hdr=$(apt_arch "$a" apt-cache show "linux-headers-6.12-$fl=$hver" 2>/dev/null |
 		sed -n "s/^Depends:.*\\(linux-headers-[^ ,]*+deb[0-9]*-$fl\\) .*/\\1/p" | head -n 1)
-	[ -n "$hdr" ] || { info "no linux-headers-6.12-$fl $ver for $a"; return 1; }
-	debian_fetch "$a" "$hdr:$a=$ver" || return 1
+	[ -n "$hdr" ] || { info "no linux-headers-6.12-$fl $hver for $a"; return 1; }
+	debian_fetch "$a" "$hdr:$a=$hver" || return 1
 	echo "$hdr" >"$apt_dir/$a/headers-$fl"
+	echo "$hver" >"$apt_dir/$a/headers-$fl.version"
+}
+
+# The version of package $2 to fetch for architecture $1: the base's if
+# the archive has it, else the newest it has; empty if it has none.
+debian_version() {
+	vers=$(apt_arch "$1" apt-cache madison "$2" 2>/dev/null |
+		awk -F'|' '{ gsub(/ /, "", $2); print $2 }')
+	base=$(cat "$SERIES_DIR/BASE")
+	if echo "$vers" | grep -qxF "$base"; then
+		echo "$base"
+	else
+		echo "$vers" | sort -V -r | head -n 1
+	fi
 }
 
 # Download package $2 for architecture $1 and unpack it in its root.
@@ -310,7 +327,7 @@ check_config() {
 		[ -f "$xz" ] || { notok "$desc # no $file in linux-config-6.12"; return; }
 		hdr=$(cat "$apt_dir/$a/headers-$fl")
 		symvers=$apt_dir/$a/root/usr/src/$hdr/Module.symvers
-		origin="$file of linux-config-6.12 $(cat "$apt_dir/$a/version"), Module.symvers of $hdr"
+		origin="$file of linux-config-6.12 $(cat "$apt_dir/$a/version"), Module.symvers of $hdr $(cat "$apt_dir/$a/headers-$fl.version")"
 		[ -f "$symvers" ] || { notok "$desc # no $symvers"; return; }
 		xzcat "$xz" >"$out/.config.new"
 		;;
