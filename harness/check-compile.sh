@@ -78,10 +78,8 @@ ours_h=$(echo "$touched" | grep '\.h$' | grep -v -e '^tools/' || true)
 mkdir -p "$BUILD"
 upstream_files=$BUILD/compile-base-files
 git -C "$TREE" ls-tree -r --name-only base >"$upstream_files"
-added_lines=$(git -C "$TREE" diff -U0 --diff-filter=M base HEAD | awk '
-	/^\+\+\+ b\// { f = substr($2, 3); next }
-	/^@@/ { split($3, r, ","); n = (r[2] == "" ? 1 : r[2])
-		for (i = 0; i < n; i++) print f ":" substr(r[1], 2) + i }')
+added=$BUILD/compile-added
+added_lines "$TREE" base HEAD >"$added"
 
 # C files outside the series that include one of the series' headers.
 header_users() {
@@ -169,10 +167,10 @@ targets() {
 # that is not upstream's or on a line the series adds ($2 = all), or of
 # those only the ones pointing into a file the series changes ($2 = ours).
 diagnostics() {
-	sed "s|^$TREE/||" "$1" | TOUCHED=$touched ADDED=$added_lines \
-		awk -v mode="$2" -v upstream="$upstream_files" '
+	sed "s|^$TREE/||" "$1" | TOUCHED=$touched \
+		awk -v mode="$2" -v upstream="$upstream_files" -v addedf="$added" '
 		BEGIN { n = split(ENVIRON["TOUCHED"], f, "\n"); for (i = 1; i <= n; i++) ours[f[i]] = 1
-			n = split(ENVIRON["ADDED"], f, "\n"); for (i = 1; i <= n; i++) added[f[i]] = 1
+			while ((getline l < addedf) > 0) added[l] = 1
 			while ((getline l < upstream) > 0) up[l] = 1 }
 		/^[^ ]+:[0-9]+(:[0-9]+)?: (warning|error|fatal error):/ {
 			split($0, p, ":")

@@ -159,11 +159,7 @@ for p in $patches; do
 	# Upstream's own files have upstream's diagnostics (sparse's lock
 	# context warnings in mm/page_alloc.c, say): there only those on a
 	# line this patch adds count.  In a file the series adds, all do.
-	git -C "$wt" diff -U0 HEAD~1 HEAD | awk '
-		/^\+\+\+ b\// { f = substr($2, 3); next }
-		/^@@/ { split($3, r, ","); n = (r[2] == "" ? 1 : r[2])
-			for (i = 0; i < n; i++) print f ":" substr(r[1], 2) + i }' \
-		>"$BUILD/bisect-added"
+	added_lines "$wt" HEAD~1 HEAD >"$BUILD/bisect-added"
 	git -C "$wt" diff --name-only --diff-filter=A base HEAD >"$BUILD/bisect-new"
 	ours=$(echo "$diag" | awk -v wt="$wt/" -v added="$BUILD/bisect-added" \
 		-v new="$BUILD/bisect-new" '

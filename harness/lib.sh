@@ -19,6 +19,16 @@ git_identity() {
 		git config user.email "balloon-series@localhost"
 }
 
+# The lines that commits $2..$3 of the tree in $1 add, as path:line: a
+# compiler's diagnostic in an upstream file is the series' own only on
+# one of them (check-patches.sh, check-compile.sh).
+added_lines() {
+	git -C "$1" diff -U0 "$2" "$3" | awk '
+		/^\+\+\+ b\// { f = substr($2, 3); next }
+		/^@@/ { split($3, r, ","); n = (r[2] == "" ? 1 : r[2])
+			for (i = 0; i < n; i++) print f ":" substr(r[1], 2) + i }'
+}
+
 # Patch files of the series, in order (series/series lists them).
 series_patches() {
 	sed -e 's/#.*//' -e '/^[[:space:]]*$/d' "$SERIES_DIR/series"
